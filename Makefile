@@ -1,0 +1,69 @@
+# churnmodel: `make demo` runs the main job, `make test` runs every check.
+# Both create the environment (.venv, from uv.lock) when it is missing or stale.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+RUN := $(UV) run --frozen --no-sync
+
+DEMO_DATA := data/demo
+DEMO_OUT := out
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+.PHONY: setup
+setup: $(STAMP) ## Create or refresh .venv from the lock file
+	@echo "environment ready: $(VENV)"
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve uv.lock after changing dependencies
+	$(UV) lock
+
+.PHONY: lint
+lint: $(STAMP) ## Ruff lint and format check
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(RUN) ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy (strict) on src/
+	$(RUN) mypy src
+
+.PHONY: test
+test: $(STAMP) lint typecheck ## Lint, type checks and the whole test suite
+	$(RUN) pytest
+
+.PHONY: test-fast
+test-fast: $(STAMP) ## The quick loop: tests not marked slow
+	$(RUN) pytest -m "not slow" -x -q
+
+.PHONY: demo
+demo: $(STAMP) ## Simulate data and build the feature matrix on the embedded default
+	$(RUN) churnmodel simulate --customers 20000 --seed 42 --out $(DEMO_DATA)
+	$(RUN) churnmodel features --config churn.toml --out $(DEMO_OUT)/features.parquet
+
+.PHONY: bench
+bench: $(STAMP) ## Feature benchmark (1M customers); writes benchmarks/results/*.json
+	$(RUN) python -m benchmarks.features
+
+.PHONY: clean
+clean: ## Remove generated data, outputs and caches (keeps .venv)
+	rm -rf data/demo out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'

@@ -1,0 +1,5 @@
+"""`python -m churnmodel` runs the command line."""
+
+from churnmodel.cli import app
+
+app()

@@ -1,0 +1,160 @@
+"""The run configuration: one TOML file drives features, training and scoring.
+
+The shape follows the architecture doc, so a config written today keeps
+working tomorrow. Unknown keys are errors (`extra="forbid"`): a typo must not
+silently fall back to a default. Relative paths are resolved against the
+directory of the config file, so a config can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from churnmodel.errors import ConfigError
+
+TABLES = ("customers", "transactions", "events", "churn")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the canonical tables come from and how their columns are named."""
+
+    engine: Literal["duckdb"] = "duckdb"
+    customers: Path | None = None
+    transactions: Path | None = None
+    events: Path | None = None
+    churn: Path | None = None
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    duplicates: Literal["keep", "drop"] = "keep"
+
+    def sources(self) -> dict[str, Path]:
+        """The configured table paths keyed by canonical table name."""
+        found = {name: getattr(self, name) for name in TABLES}
+        return {name: path for name, path in found.items() if path is not None}
+
+
+class LabelConfig(_Strict):
+    """What churn means for this business (see the architecture doc, time semantics)."""
+
+    business: Literal["contractual", "non_contractual"] = "non_contractual"
+    horizon_days: int = Field(90, gt=0)
+    activity: Literal["transactions", "any"] = "transactions"
+    active_window_days: int = Field(90, gt=0)
+
+
+class CutoffConfig(_Strict):
+    """The cutoff schedule; `first`/`last` default to what the data supports."""
+
+    every: str = "1mo"
+    first: dt.date | None = None
+    last: dt.date | None = None
+    holdout: int = Field(1, ge=0)
+
+    @field_validator("every")
+    @classmethod
+    def _known_step(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9]\d*(d|w|mo)", value):
+            raise ValueError(f"expected a step like '7d', '2w' or '1mo', got {value!r}")
+        return value
+
+
+class EngagementConfig(_Strict):
+    """Which event types count as engagement, and their weights in the score."""
+
+    event_types: list[str] = Field(default_factory=lambda: ["login", "feature_use"])
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _weights_name_known_types(self) -> EngagementConfig:
+        unknown = sorted(set(self.weights) - set(self.event_types))
+        if unknown:
+            raise ValueError(f"weights given for event types not in event_types: {unknown}")
+        return self
+
+    def weight(self, event_type: str) -> float:
+        """The weight of an event type in the engagement score (1.0 unless configured)."""
+        return self.weights.get(event_type, 1.0)
+
+
+class FeedbackConfig(_Strict):
+    """Event types that carry support tickets and survey answers."""
+
+    ticket_event: str = "support_ticket"
+    surveys: list[str] = Field(default_factory=lambda: ["nps", "csat", "ces"])
+
+
+class ProfileConfig(_Strict):
+    """Static customer attributes; None means every text column of `customers`."""
+
+    attributes: list[str] | None = None
+
+
+class FeatureConfig(_Strict):
+    """Windows and feature-family settings."""
+
+    windows_days: list[int] = Field(default_factory=lambda: [30, 90, 180, 365])
+    trend_windows_days: list[int] = Field(default_factory=lambda: [30, 90])
+    engagement: EngagementConfig = Field(default_factory=EngagementConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+
+    @field_validator("windows_days", "trend_windows_days")
+    @classmethod
+    def _positive_unique(cls, value: list[int]) -> list[int]:
+        if any(w <= 0 for w in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct positive day counts, got {value}")
+        return sorted(value)
+
+
+class MlflowConfig(_Strict):
+    """Tracking and registry settings (used from the training issue on)."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "churnmodel"
+    registered_model: str = "churnmodel"
+
+
+class RunConfig(_Strict):
+    """One run of churnmodel: data, label, cutoffs, features, tracking."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
+    cutoffs: CutoffConfig = Field(default_factory=CutoffConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+
+def load_config(path: Path | str) -> RunConfig:
+    """Read a TOML run config; relative data paths are taken from the file's folder."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    data = raw.get("data", {})
+    for name in TABLES:
+        if isinstance(data.get(name), str):
+            data[name] = str((path.parent / data[name]).resolve())
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict[str, object], source: str = "config") -> RunConfig:
+    """Validate a config mapping, turning pydantic's report into one readable error."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Raw tables to validated canonical tables, and the synthetic data generator."""

@@ -1,0 +1,117 @@
+"""Purchase behaviour: recency, frequency, monetary value, gaps, trends, refunds.
+
+A row with a negative amount is a refund; everything else is a purchase.
+Gaps are measured between distinct purchase *days*, so two orders on the
+same day do not count as a zero-day gap.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from churnmodel.config import FeatureConfig
+from churnmodel.features._math import ratio, zero_if_null
+from churnmodel.features.catalog import FeatureFamily, FeatureSpec
+from churnmodel.pointintime import Agg, Window, cutoff_day, daily_rows, history
+
+FAMILY = "transactions"
+
+
+def transaction_features(
+    transactions: ibis.Table, spine: ibis.Table, config: FeatureConfig
+) -> FeatureFamily:
+    """RFM and purchase-rhythm features at every spine cutoff."""
+    daily = _purchase_days(transactions)
+    longest = max(config.windows_days)
+    aggs: dict[str, Agg] = {
+        "n_all": Agg("purchases", "sum"),
+        "spend_all": Agg("spend", "sum"),
+        "first_day": Agg("purchase_day", "min"),
+        "last_day": Agg("purchase_day", "max"),
+        "gap_n": Agg("gap_n", "sum"),
+        "gap_sum": Agg("gap", "sum"),
+        "gap_sq_sum": Agg("gap_sq", "sum"),
+        "refunds": Agg("refunds", "sum", Window(longest)),
+        "refund_amount": Agg("refund_amount", "sum", Window(longest)),
+    }
+    for w in config.windows_days:
+        aggs[f"n_{w}"] = Agg("purchases", "sum", Window(w))
+        aggs[f"spend_{w}"] = Agg("spend", "sum", Window(w))
+    for t in config.trend_windows_days:
+        aggs[f"n_{t}"] = Agg("purchases", "sum", Window(t))
+        aggs[f"spend_{t}"] = Agg("spend", "sum", Window(t))
+        aggs[f"n_prev_{t}"] = Agg("purchases", "sum", Window(t, skip=t))
+        aggs[f"spend_prev_{t}"] = Agg("spend", "sum", Window(t, skip=t))
+    h = history(daily, spine, **aggs)
+
+    today = cutoff_day(h)
+    days_since = (today - h.last_day).cast("float64")
+    gap_mean = ratio(h.gap_sum, h.gap_n)
+    gap_var = ratio(h.gap_sq_sum, h.gap_n) - gap_mean * gap_mean
+    features: dict[str, tuple[ir.Value, str]] = {
+        "days_since_last_tx": (days_since, "Days since the last purchase"),
+        "tx_tenure_days": ((today - h.first_day).cast("float64"), "Days since the first purchase"),
+        "tx_count_total": (zero_if_null(h.n_all), "Number of purchases in all recorded history"),
+        "tx_amount_sum_total": (zero_if_null(h.spend_all), "Total spent in all recorded history"),
+        "tx_avg_order_value": (ratio(h.spend_all, h.n_all), "Average order value"),
+        "tx_gap_mean_days": (gap_mean, "Usual number of days between purchases"),
+        "tx_gap_std_days": (
+            ibis.ifelse(h.gap_n > 0, ibis.greatest(gap_var, 0).sqrt(), ibis.null("float64")),
+            "Spread (standard deviation) of the days between purchases",
+        ),
+        "tx_recency_gap_ratio": (
+            ratio(days_since, gap_mean),
+            "Days since the last purchase divided by the usual gap between purchases",
+        ),
+    }
+    for w in config.windows_days:
+        features[f"tx_count_{w}d"] = (
+            zero_if_null(h[f"n_{w}"]),
+            f"Number of purchases in the last {w} days",
+        )
+        features[f"tx_amount_sum_{w}d"] = (
+            zero_if_null(h[f"spend_{w}"]),
+            f"Amount spent in the last {w} days",
+        )
+    for t in config.trend_windows_days:
+        features[f"tx_count_trend_{t}d"] = (
+            ratio(zero_if_null(h[f"n_{t}"]), h[f"n_prev_{t}"]),
+            f"Purchases in the last {t} days relative to the {t} days before",
+        )
+        features[f"tx_amount_trend_{t}d"] = (
+            ratio(zero_if_null(h[f"spend_{t}"]), h[f"spend_prev_{t}"]),
+            f"Spend in the last {t} days relative to the {t} days before",
+        )
+    features[f"tx_refund_count_{longest}d"] = (
+        zero_if_null(h.refunds),
+        f"Number of refunds in the last {longest} days",
+    )
+    features[f"tx_refund_amount_{longest}d"] = (
+        zero_if_null(h.refund_amount),
+        f"Amount refunded in the last {longest} days",
+    )
+    table = h.select(
+        "customer_id", "cutoff", **{n: e.cast("float64") for n, (e, _) in features.items()}
+    )
+    specs = tuple(FeatureSpec(n, FAMILY, d) for n, (_, d) in features.items())
+    return FeatureFamily(FAMILY, table, specs)
+
+
+def _purchase_days(transactions: ibis.Table) -> ibis.Table:
+    """One row per customer and day, with the gap since the previous purchase day."""
+    is_purchase = transactions.amount >= 0
+    daily = daily_rows(
+        transactions,
+        purchases=is_purchase.cast("int64").sum(),
+        spend=transactions.amount.sum(where=is_purchase),
+        refunds=(~is_purchase).cast("int64").sum(),
+        refund_amount=(-transactions.amount).sum(where=~is_purchase),
+    )
+    daily = daily.mutate(
+        purchase_day=ibis.ifelse(daily.purchases > 0, daily.day, ibis.null("int64"))
+    )
+    earlier = ibis.window(group_by="customer_id", order_by="day", rows=(None, -1))
+    previous = daily.purchase_day.max().over(earlier)
+    gap = (daily.purchase_day - previous).cast("float64")
+    return daily.mutate(gap=gap, gap_sq=gap * gap, gap_n=gap.notnull().cast("int64"))

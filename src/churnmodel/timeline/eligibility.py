@@ -1,0 +1,64 @@
+"""Who is a customer at a cutoff, for both kinds of business.
+
+* contractual: signed up before the cutoff and not churned before it;
+* non-contractual: had qualifying activity in ``[c - active_window, c)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+
+from churnmodel.config import LabelConfig
+from churnmodel.data.validate import ValidatedTables
+from churnmodel.errors import DataContractError
+from churnmodel.pointintime import Agg, Window, before, cutoffs_table, daily_rows, history
+
+
+def activity_rows(tables: ValidatedTables, activity: str) -> ibis.Table:
+    """(customer_id, timestamp) of qualifying activity: transactions, or any row."""
+    parts = [
+        tables.tables[name].select("customer_id", "timestamp")
+        for name in (
+            ("transactions",) if activity == "transactions" else ("transactions", "events")
+        )
+        if name in tables.tables
+    ]
+    if not parts:
+        raise DataContractError(
+            "transactions", None, "a transactions table when label.activity = 'transactions'"
+        )
+    return parts[0] if len(parts) == 1 else parts[0].union(parts[1])
+
+
+def eligible(tables: ValidatedTables, cutoffs: list[dt.date], label: LabelConfig) -> ibis.Table:
+    """(customer_id, cutoff) for every customer eligible at each cutoff."""
+    grid = cutoffs_table(cutoffs)
+    if label.business == "contractual":
+        return _contractual(tables, grid)
+    return _non_contractual(tables, grid, label)
+
+
+def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
+    customers, churn = tables.get("customers"), tables.get("churn")
+    if customers is None or "signup_date" not in customers.columns or churn is None:
+        raise DataContractError(
+            "customers",
+            "signup_date",
+            "a customers table with signup_date and a churn table for a contractual business",
+        )
+    pairs = customers.select("customer_id", "signup_date").cross_join(grid)
+    pairs = pairs.left_join(churn.select("customer_id", "churn_date"), "customer_id")
+    signed_up = pairs.signup_date.notnull() & before(pairs.signup_date, pairs.cutoff)
+    churned = pairs.churn_date.notnull() & before(pairs.churn_date, pairs.cutoff)
+    return pairs.filter(signed_up & ~churned).select("customer_id", "cutoff")
+
+
+def _non_contractual(tables: ValidatedTables, grid: ibis.Table, label: LabelConfig) -> ibis.Table:
+    daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
+    candidates = daily.select("customer_id").distinct().cross_join(grid)
+    seen = history(
+        daily, candidates, active=Agg("active", "sum", Window(days=label.active_window_days))
+    )
+    return seen.filter(seen.active > 0).select("customer_id", "cutoff")

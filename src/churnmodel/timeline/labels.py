@@ -1,0 +1,33 @@
+"""Labels: whether the customer churned in ``[c, c + horizon)``.
+
+* contractual: the churn date falls in the label window;
+* non-contractual: no qualifying activity in the label window.
+
+Labels are the only place that reads past the cutoff, and they read only
+the label window.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from churnmodel.config import LabelConfig
+from churnmodel.data.validate import ValidatedTables
+from churnmodel.pointintime import Agg, daily_rows, history, label_window, within_label_window
+from churnmodel.timeline.eligibility import activity_rows
+
+
+def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -> ibis.Table:
+    """The spine with an int8 `label` column (1 = churned in the label window)."""
+    if label.business == "contractual":
+        churn = tables.tables["churn"].select("customer_id", "churn_date")
+        joined = spine.left_join(churn, "customer_id")
+        churned = joined.churn_date.notnull() & within_label_window(
+            joined.churn_date, joined.cutoff, label.horizon_days
+        )
+        return joined.select("customer_id", "cutoff", label=churned.cast("int8"))
+    daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
+    future = history(daily, spine, active=Agg("active", "sum", label_window(label.horizon_days)))
+    return future.select(
+        "customer_id", "cutoff", label=(ibis.coalesce(future.active, 0) == 0).cast("int8")
+    )
