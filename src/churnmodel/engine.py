@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
+import pandas as pd
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.errors import ConfigError
@@ -27,3 +29,17 @@ def connect(engine: str = "duckdb", **options: Any) -> SQLBackend:
         con.raw_sql("SET TimeZone = 'UTC'")
         return con
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def collect(expr: ibis.Table) -> pd.DataFrame:
+    """Run a table expression and return pandas, going through Arrow.
+
+    Arrow keeps string ids as strings and skips ibis's pandas conversion,
+    which trips deprecation warnings on pandas 3.
+    """
+    return expr.to_pyarrow().to_pandas()
+
+
+def scalar(expr: ir.Scalar) -> Any:
+    """Run a scalar expression and return a plain Python value."""
+    return expr.to_pyarrow().as_py()

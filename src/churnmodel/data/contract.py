@@ -27,6 +27,7 @@ class TableSpec:
     optional: dict[str, Kind]
     open_columns: bool = False  # customers keep any extra static attribute
     nullable: frozenset[str] = frozenset()
+    may_be_empty: bool = False  # an empty churn table means nobody has churned yet
 
     @property
     def columns(self) -> dict[str, Kind]:
@@ -42,6 +43,7 @@ CONTRACT: dict[str, TableSpec] = {
             required={"customer_id": Kind.ID},
             optional={"signup_date": Kind.TIMESTAMP},
             open_columns=True,
+            nullable=frozenset({"signup_date"}),
         ),
         TableSpec(
             "transactions",
@@ -60,6 +62,7 @@ CONTRACT: dict[str, TableSpec] = {
             required={"customer_id": Kind.ID, "churn_date": Kind.TIMESTAMP},
             optional={"reason": Kind.TEXT},
             nullable=frozenset({"reason"}),
+            may_be_empty=True,
         ),
     )
 }

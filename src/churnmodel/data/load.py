@@ -12,6 +12,7 @@ from pathlib import Path
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.data.contract import CONTRACT
@@ -44,7 +45,8 @@ def load_tables(
 
 def _open(con: SQLBackend, name: str, source: Source) -> ibis.Table:
     if isinstance(source, pd.DataFrame):
-        return ibis.memtable(source)
+        # Through Arrow: exact string ids, tz-aware timestamps, no pandas inference.
+        return ibis.memtable(pa.Table.from_pandas(source, preserve_index=False))
     path = Path(source)
     if not path.exists():
         raise DataContractError(name, None, f"a readable file, but {path} does not exist")

@@ -21,12 +21,14 @@ import ibis
 import ibis.expr.types as ir
 
 from churnmodel.data.contract import CONTRACT, Kind, TableSpec
+from churnmodel.engine import collect, scalar
 from churnmodel.errors import DataContractError
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = 3
 _TYPED = "__typed__"
+_NULL_AS = {Kind.ID: "string", Kind.TEXT: "string", Kind.NUMBER: "float64", Kind.TIMESTAMP: "timestamp"}
 
 
 @dataclass(frozen=True)
@@ -100,27 +102,25 @@ def _validate_table(
     bounds = (
         {"first": wide[_TYPED + stamp].min(), "last": wide[_TYPED + stamp].max()} if stamp else {}
     )
-    row = (
+    row = collect(
         wide.aggregate(
             rows=ibis._.count(),
-            **{f"bad_{i}": cond.sum() for i, (_, _, cond) in enumerate(checks)},
+            **{f"bad_{i}": ibis.coalesce(cond.sum(), 0) for i, (_, _, cond) in enumerate(checks)},
             **bounds,
         )
-        .execute()
-        .iloc[0]
-    )
-    if int(row["rows"]) == 0:
+    ).iloc[0]
+    if int(row["rows"]) == 0 and not spec.may_be_empty:
         raise DataContractError(spec.name, None, "at least one row, but the table is empty", 0)
     for i, (column, expected, cond) in enumerate(checks):
-        bad = int(row[f"bad_{i}"] or 0)
+        bad = int(row[f"bad_{i}"])
         if bad:
-            examples = wide.filter(cond).select(column).limit(EXAMPLES).execute()[column]
+            examples = collect(wide.filter(cond).select(column).limit(EXAMPLES))[column]
             raise DataContractError(spec.name, column, expected, bad, examples.tolist())
 
     extra = [c for c in table.columns if c not in present] if spec.open_columns else []
     typed = wide.select(**{c: wide[_TYPED + c] for c in present}, **{c: wide[c] for c in extra})
     rows = int(row["rows"])
-    duplicate_rows = rows - int(typed.distinct().count().execute())
+    duplicate_rows = rows - int(scalar(typed.distinct().count()))
     if duplicate_rows:
         log.warning(
             "table '%s': %d exact duplicate row(s) %s",
@@ -140,6 +140,8 @@ def _validate_table(
 def _typed(table: str, column: str, value: ir.Column, kind: Kind) -> ir.Value:
     """Cast a source column to its canonical type; unparseable values become NULL."""
     dtype = value.type()
+    if dtype.is_null():  # an all-empty column (e.g. pandas None) has no type of its own
+        return value.cast(_NULL_AS[kind])
     if kind is Kind.ID or kind is Kind.TEXT:
         return value if dtype.is_string() else value.cast("string")
     if kind is Kind.NUMBER:
@@ -176,9 +178,9 @@ def _problem_checks(
 
 def _require_unique_ids(name: str, table: ibis.Table) -> None:
     counts = table.group_by("customer_id").aggregate(n=ibis._.count()).filter(ibis._.n > 1)
-    conflicting = int(counts.count().execute())
+    conflicting = int(scalar(counts.count()))
     if conflicting:
-        examples = counts.order_by("customer_id").limit(EXAMPLES).execute()["customer_id"]
+        examples = collect(counts.order_by("customer_id").limit(EXAMPLES))["customer_id"]
         raise DataContractError(
             name,
             "customer_id",

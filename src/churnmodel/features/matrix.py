@@ -15,6 +15,7 @@ import pandas as pd
 
 from churnmodel.config import FeatureConfig
 from churnmodel.data.validate import ValidatedTables
+from churnmodel.engine import collect
 from churnmodel.errors import ConfigError
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
 from churnmodel.features.engagement import engagement_features
@@ -80,7 +81,7 @@ def build_feature_matrix(
     """Compute all features for every spine row and collect them as pandas."""
     families = feature_families(tables, spine, config)
     specs = tuple(spec for family in families for spec in family.specs)
-    frame = feature_table(spine, families).to_pyarrow().to_pandas()
+    frame = collect(feature_table(spine, families))
     return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
 
 

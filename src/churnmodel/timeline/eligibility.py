@@ -1,6 +1,7 @@
 """Who is a customer at a cutoff, for both kinds of business.
 
-* contractual: signed up before the cutoff and not churned before it;
+* contractual: signed up before the cutoff (or signup date unknown) and not
+  churned before it;
 * non-contractual: had qualifying activity in ``[c - active_window, c)``.
 """
 
@@ -50,7 +51,8 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
         )
     pairs = customers.select("customer_id", "signup_date").cross_join(grid)
     pairs = pairs.left_join(churn.select("customer_id", "churn_date"), "customer_id")
-    signed_up = pairs.signup_date.notnull() & before(pairs.signup_date, pairs.cutoff)
+    # An unknown signup date is a customer from before the data began.
+    signed_up = pairs.signup_date.isnull() | before(pairs.signup_date, pairs.cutoff)
     churned = pairs.churn_date.notnull() & before(pairs.churn_date, pairs.cutoff)
     return pairs.filter(signed_up & ~churned).select("customer_id", "cutoff")
 

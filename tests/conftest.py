@@ -1,0 +1,62 @@
+"""Shared helpers: tiny tables in, validated Ibis tables and feature frames out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+import pytest
+from ibis.backends.sql import SQLBackend
+
+from churnmodel.config import FeatureConfig
+from churnmodel.data.load import load_tables
+from churnmodel.data.validate import ValidatedTables, validate_tables
+from churnmodel.engine import connect
+from churnmodel.features.matrix import build_feature_matrix
+
+
+@pytest.fixture(scope="session")
+def con() -> SQLBackend:
+    return connect()
+
+
+def utc(value: str) -> pd.Timestamp:
+    return pd.Timestamp(value, tz="UTC")
+
+
+def frame(rows: list[tuple[object, ...]], columns: list[str]) -> pd.DataFrame:
+    """A frame whose timestamp-like columns are UTC, even when empty."""
+    out = pd.DataFrame(rows, columns=columns)
+    for column in ("timestamp", "signup_date", "churn_date"):
+        if column in out:
+            out[column] = pd.to_datetime(out[column], utc=True, format="ISO8601")
+    if "customer_id" in out:
+        out["customer_id"] = out["customer_id"].astype("str")
+    return out
+
+
+def validated(con: SQLBackend, tables: Mapping[str, pd.DataFrame]) -> ValidatedTables:
+    return validate_tables(load_tables(con, tables))
+
+
+def spine_of(pairs: list[tuple[str, dt.date]]) -> ibis.Table:
+    ids, cutoffs = zip(*pairs, strict=True)
+    return ibis.memtable(
+        pa.table(
+            {"customer_id": pa.array(ids, pa.string()), "cutoff": pa.array(cutoffs, pa.date32())}
+        )
+    )
+
+
+def features_at(
+    con: SQLBackend,
+    tables: Mapping[str, pd.DataFrame],
+    pairs: list[tuple[str, dt.date]],
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """The feature matrix for the given (customer, cutoff) rows, indexed by customer_id."""
+    matrix = build_feature_matrix(validated(con, tables), spine_of(pairs), config)
+    return matrix.frame.set_index("customer_id")

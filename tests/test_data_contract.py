@@ -1,0 +1,179 @@
+"""The data contract: loading, mapping, typing and every validation error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from ibis.backends.sql import SQLBackend
+
+from churnmodel.data.load import load_tables
+from churnmodel.data.validate import validate_tables
+from churnmodel.engine import collect
+from churnmodel.errors import DataContractError
+from tests.conftest import frame
+
+
+def write_csv(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.csv"
+    path.write_text(text)
+    return path
+
+
+def check(con: SQLBackend, sources: dict[str, object], columns: dict | None = None, **kw):
+    return validate_tables(load_tables(con, sources, columns), **kw)
+
+
+def error_of(
+    con: SQLBackend, sources: dict[str, object], columns: dict | None = None
+) -> DataContractError:
+    with pytest.raises(DataContractError) as info:
+        check(con, sources, columns)
+    return info.value
+
+
+def test_csv_with_column_mapping_keeps_ids_and_converts_time_zones(con, tmp_path) -> None:
+    path = write_csv(
+        tmp_path,
+        "orders",
+        "cust,order_ts,total\n"
+        "00042,2024-01-01 10:00:00+02:00,12.50\n"
+        "007,2024-01-01T08:00:00Z,3\n"
+        "42,2024-01-01 08:00:00,1e2\n",  # naive: taken as UTC
+    )
+    mapping = {"transactions": {"customer_id": "cust", "timestamp": "order_ts", "amount": "total"}}
+    tables = check(con, {"transactions": path}, mapping)
+    rows = collect(tables.tables["transactions"])
+    assert rows["customer_id"].tolist() == ["00042", "007", "42"]
+    assert rows["timestamp"].nunique() == 1  # the same instant written three ways
+    assert rows["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 08:00:00")
+    assert rows["amount"].tolist() == [12.5, 3.0, 100.0]
+    assert tables.observed_until == pd.Timestamp("2024-01-02")
+
+
+def test_numeric_ids_from_pandas_become_text(con) -> None:
+    tx = pd.DataFrame(
+        {
+            "customer_id": [42, 7],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"], utc=True),
+            "amount": [1, 2],
+        }
+    )
+    rows = collect(check(con, {"transactions": tx}).tables["transactions"])
+    assert sorted(rows["customer_id"]) == ["42", "7"]
+
+
+def test_missing_required_column_names_table_and_column(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "total"])
+    err = error_of(con, {"transactions": tx})
+    assert (err.table, err.column) == ("transactions", "amount")
+    assert "table 'transactions', column 'amount'" in str(err)
+    assert "customer_id, timestamp, total" in str(err)  # what the table does have
+
+
+def test_unparseable_timestamps_are_counted_with_examples(con, tmp_path) -> None:
+    path = write_csv(
+        tmp_path,
+        "tx",
+        "customer_id,timestamp,amount\na,2024-01-01,1\nb,yesterday,1\nc,31/12/2024,2\n",
+    )
+    err = error_of(con, {"transactions": path})
+    assert (err.table, err.column, err.rows) == ("transactions", "timestamp", 2)
+    assert "'yesterday'" in str(err) and "2 rows affected" in str(err)
+
+
+def test_null_customer_ids_are_an_error(con) -> None:
+    tx = frame(
+        [("a", "2024-01-01", 1.0), (None, "2024-01-02", 2.0), ("", "2024-01-02", 2.0)],
+        ["customer_id", "timestamp", "amount"],
+    )
+    tx.loc[1, "customer_id"] = None
+    err = error_of(con, {"transactions": tx})
+    assert (err.table, err.column, err.rows) == ("transactions", "customer_id", 2)
+
+
+def test_non_numeric_amounts_are_an_error(con, tmp_path) -> None:
+    path = write_csv(
+        tmp_path, "tx", "customer_id,timestamp,amount\na,2024-01-01,1.5\nb,2024-01-01,12 EUR\n"
+    )
+    err = error_of(con, {"transactions": path})
+    assert (err.table, err.column, err.rows) == ("transactions", "amount", 1)
+    assert "'12 EUR'" in str(err) and "a number" in str(err)
+
+
+def test_empty_amounts_are_an_error(con, tmp_path) -> None:
+    path = write_csv(tmp_path, "tx", "customer_id,timestamp,amount\na,2024-01-01,\n")
+    err = error_of(con, {"transactions": path})
+    assert (err.table, err.column, err.rows) == ("transactions", "amount", 1)
+
+
+def test_unknown_table_is_an_error(con) -> None:
+    err = error_of(con, {"orders": frame([], ["customer_id"])})
+    assert err.table == "orders" and "canonical tables" in str(err)
+
+
+def test_unknown_mapping_table_is_an_error(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
+    err = error_of(con, {"transactions": tx}, {"purchases": {"customer_id": "cust"}})
+    assert err.table == "purchases"
+
+
+def test_unknown_mapping_key_is_an_error(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
+    err = error_of(con, {"transactions": tx}, {"transactions": {"price": "amount"}})
+    assert (err.table, err.column) == ("transactions", "price")
+    assert "known column" in str(err)
+
+
+def test_mapping_to_an_absent_column_is_an_error(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
+    err = error_of(con, {"transactions": tx}, {"transactions": {"customer_id": "cust"}})
+    assert (err.table, err.column) == ("transactions", "cust")
+    assert "mapped to 'customer_id'" in str(err)
+
+
+def test_empty_table_is_an_error(con, tmp_path) -> None:
+    path = write_csv(tmp_path, "ev", "customer_id,timestamp,event_type\n")
+    err = error_of(con, {"events": path})
+    assert err.table == "events" and err.rows == 0 and "empty" in str(err)
+
+
+def test_empty_churn_table_means_nobody_churned(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
+    tables = check(con, {"transactions": tx, "churn": frame([], ["customer_id", "churn_date"])})
+    assert tables.contractual and tables.reports["churn"].rows == 0
+
+
+def test_no_activity_table_is_an_error(con) -> None:
+    err = error_of(con, {"customers": frame([("a",)], ["customer_id"])})
+    assert "transactions" in str(err) and "events" in str(err)
+
+
+def test_missing_file_is_an_error(con, tmp_path) -> None:
+    err = error_of(con, {"transactions": tmp_path / "nope.parquet"})
+    assert err.table == "transactions" and "does not exist" in str(err)
+
+
+def test_exact_duplicates_are_reported_and_kept_by_default(con, caplog) -> None:
+    rows = [("a", "2024-01-01", 1.0), ("a", "2024-01-01", 1.0), ("a", "2024-01-02", 1.0)]
+    tx = frame(rows, ["customer_id", "timestamp", "amount"])
+    with caplog.at_level(logging.WARNING):
+        kept = check(con, {"transactions": tx})
+    assert kept.reports["transactions"].duplicate_rows == 1
+    assert "1 exact duplicate row(s) kept" in caplog.text
+    assert len(collect(kept.tables["transactions"])) == 3
+    dropped = check(con, {"transactions": tx}, duplicates="drop")
+    assert dropped.reports["transactions"].duplicates_dropped
+    assert len(collect(dropped.tables["transactions"])) == 2
+
+
+def test_customers_with_conflicting_rows_are_an_error(con) -> None:
+    tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
+    people = frame(
+        [("a", "basic"), ("a", "pro"), ("b", "pro"), ("b", "pro")], ["customer_id", "plan"]
+    )
+    err = error_of(con, {"transactions": tx, "customers": people})
+    assert (err.table, err.column, err.rows) == ("customers", "customer_id", 1)
+    assert "'a'" in str(err)  # b's rows are exact duplicates: dropped, not an error

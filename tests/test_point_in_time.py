@@ -1,0 +1,207 @@
+"""The point-in-time rule as a property: the future never changes the present.
+
+Rows are generated around a cutoff, with extra weight on the boundary
+instants (exactly the cutoff, one second either side, one day either side).
+Replacing every row at or after the cutoff by an arbitrary other set of such
+rows must leave every feature at the cutoff (and at an earlier cutoff)
+unchanged; replacing every row outside the label window must leave the
+labels unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ibis.backends.sql import SQLBackend
+
+from churnmodel.config import FeatureConfig, LabelConfig
+from churnmodel.engine import collect
+from churnmodel.timeline import build_spine
+from churnmodel.timeline.labels import add_labels
+from tests.conftest import features_at, spine_of, validated
+
+CUTOFF = dt.date(2025, 3, 1)
+EARLIER = dt.date(2025, 1, 29)
+HORIZON = 30
+DAY = 86_400
+CUSTOMERS = ["a", "b", "00c"]
+CONFIG = FeatureConfig(windows_days=[7, 30], trend_windows_days=[7])
+EDGES = [0, 1, -1, DAY, -DAY, HORIZON * DAY, HORIZON * DAY - 1]
+
+settings.register_profile(
+    "pit",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def offsets(low: int, high: int) -> st.SearchStrategy[int]:
+    """Seconds relative to the cutoff instant, boundary instants drawn often."""
+    edges = [e for e in EDGES if low <= e < high]
+    return (
+        st.one_of(st.sampled_from(edges), st.integers(low, high - 1))
+        if edges
+        else st.integers(low, high - 1)
+    )
+
+
+def transactions(low: int, high: int) -> st.SearchStrategy[list[tuple[str, int, float]]]:
+    return st.lists(
+        st.tuples(
+            st.sampled_from(CUSTOMERS),
+            offsets(low, high),
+            st.sampled_from([-20.0, 0.0, 15.5, 100.0]),
+        ),
+        max_size=12,
+    )
+
+
+def events(low: int, high: int) -> st.SearchStrategy[list[tuple[str, int, str, float | None]]]:
+    kind = st.sampled_from(["login", "feature_use", "support_ticket", "nps", "csat"])
+    return st.lists(
+        st.tuples(
+            st.sampled_from(CUSTOMERS),
+            offsets(low, high),
+            kind,
+            st.sampled_from([None, 1.0, 4.0, 9.0]),
+        ),
+        max_size=12,
+    )
+
+
+def signups(low: int, high: int) -> st.SearchStrategy[list[tuple[int, str]]]:
+    return st.lists(
+        st.tuples(offsets(low, high), st.sampled_from(["basic", "pro"])), min_size=3, max_size=3
+    )
+
+
+PAST = -200 * DAY
+FUTURE = 200 * DAY
+
+
+def tables(
+    tx: list[tuple[str, int, float]],
+    ev: list[tuple[str, int, str, float | None]],
+    people: list[tuple[int, str]],
+    churn: list[tuple[str, int]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Frames from offsets; one anchor row far in the past keeps each table non-empty."""
+    start = pd.Timestamp(CUTOFF, tz="UTC")
+    at = lambda s: start + pd.Timedelta(seconds=s)  # noqa: E731
+    out = {
+        "transactions": pd.DataFrame(
+            [("a", at(-300 * DAY), 1.0)] + [(c, at(s), a) for c, s, a in tx],
+            columns=["customer_id", "timestamp", "amount"],
+        ),
+        "events": pd.DataFrame(
+            [("a", at(-300 * DAY), "login", None)] + [(c, at(s), k, v) for c, s, k, v in ev],
+            columns=["customer_id", "timestamp", "event_type", "value"],
+        ),
+        "customers": pd.DataFrame(
+            [(c, at(s), p) for c, (s, p) in zip(CUSTOMERS, people, strict=True)],
+            columns=["customer_id", "signup_date", "plan"],
+        ),
+    }
+    if churn is not None:
+        out["churn"] = pd.DataFrame(
+            [(c, at(s)) for c, s in churn], columns=["customer_id", "churn_date"]
+        ).drop_duplicates("customer_id")
+    return out
+
+
+def keep_past(
+    people: list[tuple[int, str]], future: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """Customers who signed up before the cutoff keep their record; later ones take `future`'s."""
+    return [p if p[0] < 0 else f for p, f in zip(people, future, strict=True)]
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    past_tx=transactions(PAST, 0),
+    past_ev=events(PAST, 0),
+    people=signups(PAST, FUTURE),
+    future_a=st.tuples(transactions(0, FUTURE), events(0, FUTURE), signups(0, FUTURE)),
+    future_b=st.tuples(transactions(0, FUTURE), events(0, FUTURE), signups(0, FUTURE)),
+)
+def test_rows_at_or_after_the_cutoff_never_change_features(
+    con: SQLBackend, past_tx, past_ev, people, future_a, future_b
+) -> None:
+    spine = [(c, d) for c in CUSTOMERS for d in (EARLIER, CUTOFF)]
+    results = []
+    for tx, ev, later in (future_a, future_b):
+        data = tables(past_tx + tx, past_ev + ev, keep_past(people, later))
+        results.append(features_at(con, data, spine, CONFIG))
+    pd.testing.assert_frame_equal(results[0], results[1])
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    past_tx=transactions(PAST, 0),
+    people=signups(PAST, FUTURE),
+    future_a=transactions(0, FUTURE),
+    future_b=transactions(0, FUTURE),
+)
+def test_eligibility_only_reads_history(
+    con: SQLBackend, past_tx, people, future_a, future_b
+) -> None:
+    label = LabelConfig(active_window_days=30)
+    spines = []
+    for future in (future_a, future_b):
+        data = validated(con, tables(past_tx + future, [], people))
+        spine = build_spine(data, [EARLIER, CUTOFF], label, with_labels=False)
+        spines.append(collect(spine).sort_values(["customer_id", "cutoff"], ignore_index=True))
+    pd.testing.assert_frame_equal(spines[0], spines[1])
+
+
+def outside_label_window() -> st.SearchStrategy[int]:
+    return st.one_of(offsets(PAST, 0), offsets(HORIZON * DAY, FUTURE))
+
+
+def labels_for(con: SQLBackend, data: dict[str, pd.DataFrame], business: str) -> dict[str, int]:
+    label = LabelConfig(business=business, horizon_days=HORIZON, activity="any")
+    spine = spine_of([(c, CUTOFF) for c in CUSTOMERS])
+    labelled = collect(add_labels(validated(con, data), spine, label))
+    return dict(zip(labelled["customer_id"], labelled["label"].astype(int), strict=True))
+
+
+PEOPLE = [(PAST, "basic")] * 3
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    inside=st.lists(st.tuples(st.sampled_from(CUSTOMERS), offsets(0, HORIZON * DAY)), max_size=6),
+    outside_a=st.lists(st.tuples(st.sampled_from(CUSTOMERS), outside_label_window()), max_size=6),
+    outside_b=st.lists(st.tuples(st.sampled_from(CUSTOMERS), outside_label_window()), max_size=6),
+)
+def test_non_contractual_label_is_no_activity_in_the_window(
+    con: SQLBackend, inside, outside_a, outside_b
+) -> None:
+    active = {c for c, _ in inside}
+    for outside in (outside_a, outside_b):
+        tx = [(c, s, 10.0) for c, s in inside + outside]
+        labels = labels_for(con, tables(tx, [], PEOPLE), "non_contractual")
+        assert labels == {c: int(c not in active) for c in CUSTOMERS}
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    churn_inside=st.lists(st.one_of(st.none(), offsets(0, HORIZON * DAY)), min_size=3, max_size=3),
+    outside_a=st.lists(st.one_of(st.none(), outside_label_window()), min_size=3, max_size=3),
+    outside_b=st.lists(st.one_of(st.none(), outside_label_window()), min_size=3, max_size=3),
+)
+def test_contractual_label_is_a_churn_date_in_the_window(
+    con: SQLBackend, churn_inside, outside_a, outside_b
+) -> None:
+    for outside in (outside_a, outside_b):
+        dates = [i if i is not None else o for i, o in zip(churn_inside, outside, strict=True)]
+        churn = [(c, d) for c, d in zip(CUSTOMERS, dates, strict=True) if d is not None]
+        data = tables([], [], PEOPLE, churn)
+        labels = labels_for(con, data, "contractual")
+        assert labels == {
+            c: int(i is not None) for c, i in zip(CUSTOMERS, churn_inside, strict=True)
+        }
