@@ -37,7 +37,8 @@ def collect(expr: ibis.Table) -> pd.DataFrame:
     Arrow keeps string ids as strings and skips ibis's pandas conversion,
     which trips deprecation warnings on pandas 3.
     """
-    return expr.to_pyarrow().to_pandas()
+    frame: pd.DataFrame = expr.to_pyarrow().to_pandas()
+    return frame
 
 
 def scalar(expr: ir.Scalar) -> Any:

@@ -54,7 +54,15 @@ class Window:
             raise ValueError(f"Window.days must be positive, got {self.days}")
 
     def frame(self) -> tuple[int | None, int]:
-        """(start, end) offsets in days relative to the cutoff day, both inclusive."""
+        """(start, end) offsets in days relative to the cutoff day, both inclusive.
+
+        >>> Window(days=30).frame()  # the 30 days before the cutoff day
+        (-30, -1)
+        >>> Window(days=30, skip=30).frame()
+        (-60, -31)
+        >>> label_window(90).frame()  # the cutoff day and the 89 after it
+        (0, 89)
+        """
         end = -1 - self.skip
         return (None if self.days is None else end - self.days + 1), end
 

@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = 3
 _TYPED = "__typed__"
-_NULL_AS = {Kind.ID: "string", Kind.TEXT: "string", Kind.NUMBER: "float64", Kind.TIMESTAMP: "timestamp"}
+_NULL_AS = {
+    Kind.ID: "string",
+    Kind.TEXT: "string",
+    Kind.NUMBER: "float64",
+    Kind.TIMESTAMP: "timestamp",
+}
 
 
 @dataclass(frozen=True)

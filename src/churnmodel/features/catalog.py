@@ -35,6 +35,10 @@ class FeatureFamily:
 
 
 def slug(value: str) -> str:
-    """A column-safe form of a user's name for something (e.g. an event type)."""
+    """A column-safe form of a user's name for something (e.g. an event type).
+
+    >>> slug("Feature Use!")
+    'feature_use'
+    """
     cleaned = re.sub(r"[^0-9a-z]+", "_", value.lower()).strip("_")
     return cleaned or "blank"

@@ -1,0 +1,95 @@
+"""End to end through the command line, as a user or a scheduler runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from churnmodel.cli import app
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    result = invoke("simulate", "--customers", "1500", "--seed", "3", "--out", str(root / "data"))
+    assert result.exit_code == 0, result.output
+    assert "transactions" in result.output
+    (root / "churn.toml").write_text(
+        """
+[data]
+customers = "data/customers.parquet"
+transactions = "data/transactions.parquet"
+events = "data/events.parquet"
+
+[label]
+horizon_days = 60
+"""
+    )
+    return root
+
+
+def test_features_writes_matrix_with_catalog_and_prints_summary(demo: Path) -> None:
+    out = demo / "out" / "features.parquet"
+    result = invoke("features", "--config", str(demo / "churn.toml"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    catalog = json.loads(pq.read_schema(out).metadata[b"churnmodel.features"])
+    assert [c["name"] for c in catalog] == list(frame.columns[3:])
+    assert all(c["description"] for c in catalog)
+    per_cutoff = frame.groupby("cutoff")["label"].mean()
+    for cutoff, rate in per_cutoff.items():
+        assert f"{cutoff:%Y-%m-%d}" in result.output
+        assert f"{rate:.1%}" in result.output
+    assert f"{len(frame):,} rows x {len(catalog)} features" in result.output
+    assert not list(out.parent.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_cutoff_flags_override_the_schedule(demo: Path) -> None:
+    out = demo / "two.parquet"
+    args = ["--config", str(demo / "churn.toml"), "--out", str(out)]
+    result = invoke("features", *args, "--cutoff", "2025-06-01", "--cutoff", "2025-03-15")
+    assert result.exit_code == 0, result.output
+    cutoffs = sorted(pd.read_parquet(out)["cutoff"].unique())
+    assert cutoffs == [pd.Timestamp("2025-03-15"), pd.Timestamp("2025-06-01")]
+
+
+def test_unobserved_cutoff_fails_with_one_line(demo: Path) -> None:
+    result = runner.invoke(
+        app, ["features", "--config", str(demo / "churn.toml"), "--cutoff", "2025-12-01"]
+    )
+    assert result.exit_code == 2
+    assert "2025-12-01" in result.output and "label window" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_typo_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[label]\nhorizon = 90\n")
+    result = runner.invoke(app, ["features", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "label.horizon" in result.output
+
+
+def test_missing_data_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ntransactions = "nowhere/tx.parquet"\n')
+    result = runner.invoke(app, ["features", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "table 'transactions'" in result.output and "does not exist" in result.output
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.startswith("churnmodel ")
