@@ -29,6 +29,7 @@ class DataConfig(_Strict):
     """Where the canonical tables come from and how their columns are named."""
 
     engine: Literal["duckdb"] = "duckdb"
+    memory_limit: str | None = None  # e.g. "4GB": DuckDB spills to disk beyond it
     customers: Path | None = None
     transactions: Path | None = None
     events: Path | None = None

@@ -18,15 +18,22 @@ from churnmodel.errors import ConfigError
 ENGINES = ("duckdb",)
 
 
-def connect(engine: str = "duckdb", **options: Any) -> SQLBackend:
+def connect(engine: str = "duckdb", memory_limit: str | None = None) -> SQLBackend:
     """Open a backend with the session time zone pinned to UTC.
 
     Timestamps are stored as naive UTC after validation; pinning the session
     time zone keeps casts and date truncation from depending on the machine.
+    Results are always sorted explicitly, so DuckDB need not preserve
+    insertion order (which costs memory on large windows and joins).
+    `memory_limit` (e.g. "4GB") caps DuckDB's memory; beyond it, it spills
+    to disk instead of growing.
     """
     if engine == "duckdb":
-        con = ibis.duckdb.connect(**options)
+        con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql("SET preserve_insertion_order = false")
+        if memory_limit:
+            con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
 
@@ -37,7 +44,9 @@ def collect(expr: ibis.Table) -> pd.DataFrame:
     Arrow keeps string ids as strings and skips ibis's pandas conversion,
     which trips deprecation warnings on pandas 3.
     """
-    frame: pd.DataFrame = expr.to_pyarrow().to_pandas()
+    # split_blocks + self_destruct hand Arrow's buffers to pandas column by
+    # column instead of holding both copies of a large result at once.
+    frame: pd.DataFrame = expr.to_pyarrow().to_pandas(split_blocks=True, self_destruct=True)
     return frame
 
 

@@ -20,6 +20,7 @@ Nothing else in the package compares a timestamp with a cutoff.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,19 @@ class Window:
         if self.days is not None and self.days <= 0:
             raise ValueError(f"Window.days must be positive, got {self.days}")
 
+    def edges(self) -> tuple[int, ...]:
+        """Days before the cutoff at which running totals are read: end, then start.
+
+        A total "at edge e" covers every day before ``c - e``.
+
+        >>> Window(days=30).edges()
+        (0, 30)
+        >>> Window().edges()
+        (0,)
+        """
+        end = self.skip
+        return (end,) if self.days is None else (end, end + self.days)
+
     def frame(self) -> tuple[int | None, int]:
         """(start, end) offsets in days relative to the cutoff day, both inclusive.
 
@@ -81,6 +95,15 @@ class Agg:
     window: Window = Window()
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Aggregates over one daily table; output columns are ``prefix + name``."""
+
+    prefix: str
+    daily: ibis.Table
+    aggregates: Mapping[str, Agg]
+
+
 def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
     """Reduce rows to one per (customer_id, day) with the given aggregates."""
     return table.group_by(customer_id=table.customer_id, day=day_number(table.timestamp)).aggregate(
@@ -88,37 +111,118 @@ def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
     )
 
 
-def history(daily: ibis.Table, spine: ibis.Table, **aggregates: Agg) -> ibis.Table:
-    """One row per spine row (customer_id, cutoff) with each aggregate over its window.
+def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
+    """Every spine row (all its columns) with each lookup's aggregates over their windows.
 
-    `daily` has columns customer_id, day (day number) and the measured columns.
-    A spine row whose customer has no daily rows gets NULL, so a builder can
-    tell "no history" from zero.
+    Each daily table has columns customer_id, day (day number) and the
+    measured columns. A spine row whose customer has no daily rows before a
+    window's end gets NULL there, so a builder can tell "no history" from 0.
+
+    How: a windowed sum is the difference of two running totals, taken at
+    the window's two edges. Probe rows at each edge are stacked under the
+    daily rows of every lookup and sorted before the rows of their own day,
+    so a running aggregate over ``ROWS UNBOUNDED PRECEDING`` at a probe
+    covers exactly the days before that edge. All lookups share one sort and
+    one set of probes, and running totals stream in a single pass, where a
+    RANGE frame per window would build one segment tree each. Sums run in
+    DECIMAL so that an empty window is exactly 0, not a rounding residue.
     """
-    measured = sorted({agg.column for agg in aggregates.values()})
-    types = daily.schema()
-    probes = spine.select(
-        customer_id=spine.customer_id,
-        cutoff=spine.cutoff,
-        day=day_number(spine.cutoff),
-        **{c: ibis.null(types[c]) for c in measured},
+    for lookup in lookups:
+        _check(lookup)
+    looked_up = sorted(
+        {
+            (lookup.prefix + agg.column, agg.how, edge)
+            for lookup in lookups
+            for agg in lookup.aggregates.values()
+            for edge in agg.window.edges()
+        }
     )
-    rows = daily.select(
-        customer_id=daily.customer_id,
-        cutoff=ibis.null("date"),
-        day=daily.day,
-        **{c: daily[c] for c in measured},
+    edges = sorted({edge for _, _, edge in looked_up})
+    types = {c: v.type() for lookup in lookups for c, v in _measures(lookup).items()}
+    nothing = {c: ibis.null(t) for c, t in types.items()}
+    no_spine = {c: ibis.null(t) for c, t in spine.schema().items() if c != "customer_id"}
+
+    cutoff_day = day_number(spine.cutoff)
+    probes = [
+        spine.mutate(
+            edge=ibis.literal(edge, "int32"),
+            day=cutoff_day - edge,
+            is_row=ibis.literal(1, "int8"),
+            **nothing,
+        )
+        for edge in edges
+    ]
+    rows = [
+        lookup.daily.select(
+            customer_id=lookup.daily.customer_id,
+            **no_spine,
+            edge=ibis.null("int32"),
+            day=lookup.daily.day,
+            is_row=ibis.literal(2, "int8"),
+            **{**nothing, **_measures(lookup)},
+        )
+        for lookup in lookups
+    ]
+    stacked = ibis.union(*probes, *rows)
+    so_far = ibis.window(group_by="customer_id", order_by=["day", "is_row"], rows=(None, 0))
+    totals = sorted({(c, how) for c, how, _ in looked_up})
+    running = stacked.mutate(
+        **{_key(c, how): _running(stacked[c], how).over(so_far) for c, how in totals}
+    ).filter(lambda t: t.edge.notnull())
+    at_edges = running.group_by(*spine.columns).aggregate(
+        **{
+            _key(c, how, e): running[_key(c, how)].max(where=running.edge == e)
+            for c, how, e in looked_up
+        }
     )
-    stacked = probes.union(rows)
-    reduced = stacked.mutate(**{name: _reduce(stacked, agg) for name, agg in aggregates.items()})
-    return reduced.filter(reduced.cutoff.notnull()).select("customer_id", "cutoff", *aggregates)
+    return at_edges.select(
+        *spine.columns,
+        **{
+            lookup.prefix + name: _combine(
+                at_edges, lookup.prefix, agg, lookup.daily[agg.column].type()
+            )
+            for lookup in lookups
+            for name, agg in lookup.aggregates.items()
+        },
+    )
 
 
-def _reduce(table: ibis.Table, agg: Agg) -> ir.Value:
-    frame = ibis.window(group_by="customer_id", order_by="day", range=agg.window.frame())
-    column = table[agg.column]
-    reduced = {"sum": column.sum, "max": column.max, "min": column.min}[agg.how]()
-    return reduced.over(frame)
+def _check(lookup: Lookup) -> None:
+    for name, agg in lookup.aggregates.items():
+        if agg.how != "sum" and agg.window.days is not None:
+            raise ValueError(
+                f"{lookup.prefix}{name}: '{agg.how}' is only supported over all history"
+            )
+
+
+def _measures(lookup: Lookup) -> dict[str, ir.Value]:
+    """The lookup's measured daily columns, prefixed, sums made exact."""
+    return {
+        lookup.prefix + agg.column: _summable(lookup.daily[agg.column])
+        for agg in lookup.aggregates.values()
+    }
+
+
+def _summable(column: ir.Value) -> ir.Value:
+    return column.cast("decimal(38, 9)") if column.type().is_floating() else column
+
+
+def _running(column: ir.Value, how: Reduction) -> ir.Value:
+    return {"sum": column.sum, "max": column.max, "min": column.min}[how]()
+
+
+def _key(column: str, how: str, edge: int | None = None) -> str:
+    """Name of a running total, or of its value at an edge."""
+    return f"{column}__{how}" + ("" if edge is None else f"__{edge}".replace("-", "m"))
+
+
+def _combine(at_edges: ibis.Table, prefix: str, agg: Agg, dtype: object) -> ir.Value:
+    upper_edge, *lower = agg.window.edges()
+    column = prefix + agg.column
+    total = at_edges[_key(column, agg.how, upper_edge)]
+    if lower:
+        total = total - ibis.coalesce(at_edges[_key(column, agg.how, lower[0])], 0)
+    return total.cast(dtype)
 
 
 def cutoff_day(spine: ibis.Table) -> ir.IntegerValue:

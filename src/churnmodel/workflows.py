@@ -40,7 +40,9 @@ def load_data(
     sources = dict(sources) if sources is not None else dict(config.data.sources())
     if not sources:
         raise ConfigError("data: no tables configured; set data.transactions and/or data.events")
-    raw = load_tables(con or connect(config.data.engine), sources, config.data.columns)
+    raw = load_tables(
+        con or connect(config.data.engine, config.data.memory_limit), sources, config.data.columns
+    )
     return validate_tables(raw, config.data.duplicates)
 
 

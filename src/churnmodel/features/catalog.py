@@ -7,10 +7,14 @@ scientist: they end up as the reasons in the outreach list.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import ibis
+import ibis.expr.types as ir
+
+from churnmodel.pointintime import Lookup
 
 Dtype = Literal["float64", "category"]
 
@@ -25,13 +29,26 @@ class FeatureSpec:
     dtype: Dtype = "float64"
 
 
+Features = list[tuple[FeatureSpec, ir.Value]]
+
+
 @dataclass(frozen=True)
 class FeatureFamily:
-    """A builder's result: one row per spine row, keyed by (customer_id, cutoff)."""
+    """A family of features, built in two steps so that families share one history pass.
+
+    `lookup` names the windowed aggregates the family needs (or None);
+    `finish` turns the table those aggregates were added to into the
+    family's features, possibly joining extra columns onto it first.
+    """
 
     name: str
-    table: ibis.Table
-    specs: tuple[FeatureSpec, ...]
+    lookup: Lookup | None
+    finish: Callable[[ibis.Table], tuple[ibis.Table, Features]]
+
+
+def described(family: str, features: dict[str, tuple[ir.Value, str]]) -> Features:
+    """(spec, expression) pairs from ``name -> (expression, description)``, as float64."""
+    return [(FeatureSpec(n, family, d), e.cast("float64")) for n, (e, d) in features.items()]
 
 
 def slug(value: str) -> str:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
 from churnmodel.features._math import ratio, zero_if_null
-from churnmodel.features.catalog import FeatureFamily, FeatureSpec, slug
-from churnmodel.pointintime import Agg, Window, cutoff_day, daily_rows, history
+from churnmodel.features.catalog import FeatureFamily, Features, described, slug
+from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
 FAMILY = "engagement"
+P = "ev__"
 
 
-def engagement_features(
-    events: ibis.Table, spine: ibis.Table, config: FeatureConfig
-) -> FeatureFamily:
+def engagement_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily:
     """Per-type counts and trends, active days, recency and a weighted engagement score.
 
     Active days and days since the last event count every event type (a
@@ -35,54 +36,58 @@ def engagement_features(
             aggs[f"{s}_{w}"] = Agg(f"n_{s}", "sum", Window(w))
         for t in config.trend_windows_days:
             aggs[f"{s}_prev_{t}"] = Agg(f"n_{s}", "sum", Window(t, skip=t))
-    h = history(daily, spine, **aggs)
+    return FeatureFamily(
+        FAMILY, Lookup(P, daily, aggs), partial(_features, types=types, config=config)
+    )
+
+
+def _features(
+    t: ibis.Table, types: dict[str, str], config: FeatureConfig
+) -> tuple[ibis.Table, Features]:
+    def h(name: str) -> ir.Value:
+        return t[P + name]
 
     features: dict[str, tuple[ir.Value, str]] = {
         "days_since_last_event": (
-            (cutoff_day(h) - h.last_day).cast("float64"),
+            cutoff_day(t) - h("last_day"),
             "Days since the customer last did anything we record",
         )
     }
     for w in config.windows_days:
         features[f"ev_active_days_{w}d"] = (
-            zero_if_null(h[f"active_{w}"]),
+            zero_if_null(h(f"active_{w}")),
             f"Days with any activity in the last {w} days",
         )
-    for s, t_name in types.items():
+    for s, name in types.items():
         for w in config.windows_days:
             features[f"ev_{s}_count_{w}d"] = (
-                zero_if_null(h[f"{s}_{w}"]),
-                f"Number of {t_name} events in the last {w} days",
+                zero_if_null(h(f"{s}_{w}")),
+                f"Number of {name} events in the last {w} days",
             )
-        for t in config.trend_windows_days:
-            features[f"ev_{s}_trend_{t}d"] = (
-                ratio(zero_if_null(h[f"{s}_{t}"]), h[f"{s}_prev_{t}"]),
-                f"{t_name} events in the last {t} days relative to the {t} days before",
+        for w in config.trend_windows_days:
+            features[f"ev_{s}_trend_{w}d"] = (
+                ratio(zero_if_null(h(f"{s}_{w}")), h(f"{s}_prev_{w}")),
+                f"{name} events in the last {w} days relative to the {w} days before",
             )
-    for t in config.trend_windows_days:
-        now = _score(h, types, config, suffix=f"{t}")
-        before = _score(h, types, config, suffix=f"prev_{t}")
-        features[f"ev_engagement_score_{t}d"] = (
+    for w in config.trend_windows_days:
+        now = _score(t, types, config, suffix=f"{w}")
+        before = _score(t, types, config, suffix=f"prev_{w}")
+        features[f"ev_engagement_score_{w}d"] = (
             now,
-            f"Weighted engagement score over the last {t} days",
+            f"Weighted engagement score over the last {w} days",
         )
-        features[f"ev_engagement_trend_{t}d"] = (
+        features[f"ev_engagement_trend_{w}d"] = (
             ratio(now, before),
-            f"Engagement score in the last {t} days relative to the {t} days before",
+            f"Engagement score in the last {w} days relative to the {w} days before",
         )
-    table = h.select(
-        "customer_id", "cutoff", **{n: e.cast("float64") for n, (e, _) in features.items()}
-    )
-    return FeatureFamily(
-        FAMILY, table, tuple(FeatureSpec(n, FAMILY, d) for n, (_, d) in features.items())
-    )
+    return t, described(FAMILY, features)
 
 
 def _score(
-    h: ibis.Table, types: dict[str, str], config: FeatureConfig, suffix: str
+    t: ibis.Table, types: dict[str, str], config: FeatureConfig, suffix: str
 ) -> ir.NumericValue:
     """Weighted sum of the event counts in columns ``{type}_{suffix}``."""
     total: ir.NumericValue = ibis.literal(0.0)
-    for s, t in types.items():
-        total = total + zero_if_null(h[f"{s}_{suffix}"]) * config.engagement.weight(t)
+    for s, name in types.items():
+        total = total + zero_if_null(t[f"{P}{s}_{suffix}"]) * config.engagement.weight(name)
     return total

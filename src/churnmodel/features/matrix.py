@@ -18,10 +18,11 @@ from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import collect
 from churnmodel.errors import ConfigError
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
-from churnmodel.features.engagement import engagement_features
-from churnmodel.features.feedback import feedback_features
-from churnmodel.features.profile import profile_features
-from churnmodel.features.transactions import transaction_features
+from churnmodel.features.engagement import engagement_family
+from churnmodel.features.feedback import feedback_family
+from churnmodel.features.profile import profile_family
+from churnmodel.features.transactions import transaction_family
+from churnmodel.pointintime import history
 
 KEYS = ["customer_id", "cutoff"]
 
@@ -44,44 +45,59 @@ class FeatureMatrix:
         return "label" in self.frame.columns
 
 
-def feature_families(
-    tables: ValidatedTables, spine: ibis.Table, config: FeatureConfig
-) -> list[FeatureFamily]:
+def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[FeatureFamily]:
     """Every family the available tables support, in a fixed order."""
     families = []
     if (transactions := tables.get("transactions")) is not None:
-        families.append(transaction_features(transactions, spine, config))
+        families.append(transaction_family(transactions, config))
     if (events := tables.get("events")) is not None:
-        families.append(engagement_features(events, spine, config))
-        families.append(feedback_features(events, spine, config))
+        families.append(engagement_family(events, config))
+        families.append(feedback_family(events, config))
     if (customers := tables.get("customers")) is not None:
-        families.append(profile_features(customers, spine, config.profile))
+        families.append(profile_family(customers, config.profile))
     return families
 
 
-def feature_table(spine: ibis.Table, families: list[FeatureFamily]) -> ibis.Table:
-    """Left-join every family from the spine, so each spine row keeps its place."""
-    names = Counter(spec.name for family in families for spec in family.specs)
-    clashes = sorted(name for name, n in names.items() if n > 1 or name in ("label", *KEYS))
+def feature_table(
+    spine: ibis.Table, families: list[FeatureFamily]
+) -> tuple[ibis.Table, tuple[FeatureSpec, ...]]:
+    """One history pass for all families, then each family's features, keyed like the spine.
+
+    The result has exactly the spine's rows (customers without any rows keep
+    their place) and the spine's columns followed by the features.
+    """
+    table = spine
+    specs: list[FeatureSpec] = []
+    for family in families:
+        if family.lookup is not None:
+            # One pass per family: a window row costs every aggregate of its pass,
+            # so stacking all families' rows together would cost more, not less.
+            found = history(spine, family.lookup)
+            looked_up = [c for c in found.columns if c not in spine.columns]
+            table = table.left_join(found, KEYS).select(*table.columns, *looked_up)
+        table, features = family.finish(table)
+        table = table.mutate(**{spec.name: value for spec, value in features})
+        specs.extend(spec for spec, _ in features)
+    names = Counter(spec.name for spec in specs)
+    clashes = sorted(n for n, count in names.items() if count > 1 or n in spine.columns)
     if clashes:
         raise ConfigError(
             f"feature names used twice (rename the attribute or event type): {clashes}"
         )
-    table = spine
-    for family in families:
-        table = table.left_join(family.table, KEYS).select(
-            *table.columns, *(spec.name for spec in family.specs)
-        )
-    return table
+    return table.select(*spine.columns, *names), tuple(specs)
 
 
 def build_feature_matrix(
     tables: ValidatedTables, spine: ibis.Table, config: FeatureConfig
 ) -> FeatureMatrix:
-    """Compute all features for every spine row and collect them as pandas."""
-    families = feature_families(tables, spine, config)
-    specs = tuple(spec for family in families for spec in family.specs)
-    frame = collect(feature_table(spine, families))
+    """Compute all features for every spine row and collect them as pandas.
+
+    The spine is materialised first: every family reads it, and it is itself
+    a history pass (eligibility, labels) that should run once, not per family.
+    """
+    with spine.cache() as cached:
+        table, specs = feature_table(cached, feature_families(tables, config))
+        frame = collect(table)
     return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
 
 

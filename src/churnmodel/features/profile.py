@@ -8,11 +8,13 @@ if a plan changes over time, give the history as events instead.
 
 from __future__ import annotations
 
+from functools import partial
+
 import ibis
 
 from churnmodel.config import ProfileConfig
 from churnmodel.errors import DataContractError
-from churnmodel.features.catalog import FeatureFamily, FeatureSpec
+from churnmodel.features.catalog import FeatureFamily, Features, FeatureSpec
 from churnmodel.pointintime import before, day_number
 
 FAMILY = "profile"
@@ -34,25 +36,37 @@ def profile_attributes(customers: ibis.Table, config: ProfileConfig) -> list[str
     return list(config.attributes)
 
 
-def profile_features(
-    customers: ibis.Table, spine: ibis.Table, config: ProfileConfig
-) -> FeatureFamily:
+def profile_family(customers: ibis.Table, config: ProfileConfig) -> FeatureFamily:
     """Static attributes as categoricals, and tenure in days since signup."""
+    return FeatureFamily(FAMILY, None, partial(_features, customers=customers, config=config))
+
+
+def _features(
+    t: ibis.Table, customers: ibis.Table, config: ProfileConfig
+) -> tuple[ibis.Table, Features]:
     attributes = profile_attributes(customers, config)
     has_signup = "signup_date" in customers.columns
     signup = customers.signup_date if has_signup else ibis.null("timestamp")
     known = customers.select(
-        "customer_id", signup_date=signup, **{a: customers[a].cast("string") for a in attributes}
+        "customer_id",
+        _signup=signup,
+        **{f"_attr_{a}": customers[a].cast("string") for a in attributes},
     )
-    joined = spine.select("customer_id", "cutoff").left_join(known, "customer_id")
-    visible = joined.signup_date.isnull() | before(joined.signup_date, joined.cutoff)
-    tenure = day_number(joined.cutoff) - day_number(joined.signup_date)
-    columns = {a: ibis.ifelse(visible, joined[a], ibis.null("string")) for a in attributes}
-    specs = [
-        FeatureSpec(a, FAMILY, f"Customer {a.replace('_', ' ')}", "category") for a in attributes
+    t = t.left_join(known, "customer_id").select(*t.columns, *known.columns[1:])
+    visible = t._signup.isnull() | before(t._signup, t.cutoff)
+    features: Features = [
+        (
+            FeatureSpec(a, FAMILY, f"Customer {a.replace('_', ' ')}", "category"),
+            ibis.ifelse(visible, t[f"_attr_{a}"], ibis.null("string")),
+        )
+        for a in attributes
     ]
     if has_signup:
-        columns["tenure_days"] = ibis.ifelse(visible, tenure.cast("float64"), ibis.null("float64"))
-        specs.append(FeatureSpec("tenure_days", FAMILY, "Days since the customer signed up"))
-    table = joined.select("customer_id", "cutoff", **columns)
-    return FeatureFamily(FAMILY, table, tuple(specs))
+        tenure = (day_number(t.cutoff) - day_number(t._signup)).cast("float64")
+        features.append(
+            (
+                FeatureSpec("tenure_days", FAMILY, "Days since the customer signed up"),
+                ibis.ifelse(visible, tenure, ibis.null("float64")),
+            )
+        )
+    return t, features

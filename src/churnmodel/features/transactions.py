@@ -7,22 +7,22 @@ same day do not count as a zero-day gap.
 
 from __future__ import annotations
 
+from functools import partial
+
 import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
 from churnmodel.features._math import ratio, zero_if_null
-from churnmodel.features.catalog import FeatureFamily, FeatureSpec
-from churnmodel.pointintime import Agg, Window, cutoff_day, daily_rows, history
+from churnmodel.features.catalog import FeatureFamily, Features, described
+from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
 FAMILY = "transactions"
+P = "tx__"  # prefix of this family's looked-up columns
 
 
-def transaction_features(
-    transactions: ibis.Table, spine: ibis.Table, config: FeatureConfig
-) -> FeatureFamily:
+def transaction_family(transactions: ibis.Table, config: FeatureConfig) -> FeatureFamily:
     """RFM and purchase-rhythm features at every spine cutoff."""
-    daily = _purchase_days(transactions)
     longest = max(config.windows_days)
     aggs: dict[str, Agg] = {
         "n_all": Agg("purchases", "sum"),
@@ -35,29 +35,37 @@ def transaction_features(
         "refunds": Agg("refunds", "sum", Window(longest)),
         "refund_amount": Agg("refund_amount", "sum", Window(longest)),
     }
-    for w in config.windows_days:
+    for w in {*config.windows_days, *config.trend_windows_days}:
         aggs[f"n_{w}"] = Agg("purchases", "sum", Window(w))
         aggs[f"spend_{w}"] = Agg("spend", "sum", Window(w))
     for t in config.trend_windows_days:
-        aggs[f"n_{t}"] = Agg("purchases", "sum", Window(t))
-        aggs[f"spend_{t}"] = Agg("spend", "sum", Window(t))
         aggs[f"n_prev_{t}"] = Agg("purchases", "sum", Window(t, skip=t))
         aggs[f"spend_prev_{t}"] = Agg("spend", "sum", Window(t, skip=t))
-    h = history(daily, spine, **aggs)
+    lookup = Lookup(P, _purchase_days(transactions), aggs)
+    return FeatureFamily(FAMILY, lookup, partial(_features, config=config))
 
-    today = cutoff_day(h)
-    days_since = (today - h.last_day).cast("float64")
-    gap_mean = ratio(h.gap_sum, h.gap_n)
-    gap_var = ratio(h.gap_sq_sum, h.gap_n) - gap_mean * gap_mean
+
+def _features(t: ibis.Table, config: FeatureConfig) -> tuple[ibis.Table, Features]:
+    def h(name: str) -> ir.Value:
+        return t[P + name]
+
+    today = cutoff_day(t)
+    days_since = (today - h("last_day")).cast("float64")
+    gap_mean = ratio(h("gap_sum"), h("gap_n"))
+    gap_var = ratio(h("gap_sq_sum"), h("gap_n")) - gap_mean * gap_mean
+    longest = max(config.windows_days)
     features: dict[str, tuple[ir.Value, str]] = {
         "days_since_last_tx": (days_since, "Days since the last purchase"),
-        "tx_tenure_days": ((today - h.first_day).cast("float64"), "Days since the first purchase"),
-        "tx_count_total": (zero_if_null(h.n_all), "Number of purchases in all recorded history"),
-        "tx_amount_sum_total": (zero_if_null(h.spend_all), "Total spent in all recorded history"),
-        "tx_avg_order_value": (ratio(h.spend_all, h.n_all), "Average order value"),
+        "tx_tenure_days": (today - h("first_day"), "Days since the first purchase"),
+        "tx_count_total": (zero_if_null(h("n_all")), "Number of purchases in all recorded history"),
+        "tx_amount_sum_total": (
+            zero_if_null(h("spend_all")),
+            "Total spent in all recorded history",
+        ),
+        "tx_avg_order_value": (ratio(h("spend_all"), h("n_all")), "Average order value"),
         "tx_gap_mean_days": (gap_mean, "Usual number of days between purchases"),
         "tx_gap_std_days": (
-            ibis.ifelse(h.gap_n > 0, ibis.greatest(gap_var, 0).sqrt(), ibis.null("float64")),
+            ibis.ifelse(h("gap_n") > 0, ibis.greatest(gap_var, 0).sqrt(), ibis.null("float64")),
             "Spread (standard deviation) of the days between purchases",
         ),
         "tx_recency_gap_ratio": (
@@ -67,35 +75,31 @@ def transaction_features(
     }
     for w in config.windows_days:
         features[f"tx_count_{w}d"] = (
-            zero_if_null(h[f"n_{w}"]),
+            zero_if_null(h(f"n_{w}")),
             f"Number of purchases in the last {w} days",
         )
         features[f"tx_amount_sum_{w}d"] = (
-            zero_if_null(h[f"spend_{w}"]),
+            zero_if_null(h(f"spend_{w}")),
             f"Amount spent in the last {w} days",
         )
-    for t in config.trend_windows_days:
-        features[f"tx_count_trend_{t}d"] = (
-            ratio(zero_if_null(h[f"n_{t}"]), h[f"n_prev_{t}"]),
-            f"Purchases in the last {t} days relative to the {t} days before",
+    for w in config.trend_windows_days:
+        features[f"tx_count_trend_{w}d"] = (
+            ratio(zero_if_null(h(f"n_{w}")), h(f"n_prev_{w}")),
+            f"Purchases in the last {w} days relative to the {w} days before",
         )
-        features[f"tx_amount_trend_{t}d"] = (
-            ratio(zero_if_null(h[f"spend_{t}"]), h[f"spend_prev_{t}"]),
-            f"Spend in the last {t} days relative to the {t} days before",
+        features[f"tx_amount_trend_{w}d"] = (
+            ratio(zero_if_null(h(f"spend_{w}")), h(f"spend_prev_{w}")),
+            f"Spend in the last {w} days relative to the {w} days before",
         )
     features[f"tx_refund_count_{longest}d"] = (
-        zero_if_null(h.refunds),
+        zero_if_null(h("refunds")),
         f"Number of refunds in the last {longest} days",
     )
     features[f"tx_refund_amount_{longest}d"] = (
-        zero_if_null(h.refund_amount),
+        zero_if_null(h("refund_amount")),
         f"Amount refunded in the last {longest} days",
     )
-    table = h.select(
-        "customer_id", "cutoff", **{n: e.cast("float64") for n, (e, _) in features.items()}
-    )
-    specs = tuple(FeatureSpec(n, FAMILY, d) for n, (_, d) in features.items())
-    return FeatureFamily(FAMILY, table, specs)
+    return t, described(FAMILY, features)
 
 
 def _purchase_days(transactions: ibis.Table) -> ibis.Table:
@@ -113,5 +117,5 @@ def _purchase_days(transactions: ibis.Table) -> ibis.Table:
     )
     earlier = ibis.window(group_by="customer_id", order_by="day", rows=(None, -1))
     previous = daily.purchase_day.max().over(earlier)
-    gap = (daily.purchase_day - previous).cast("float64")
+    gap = daily.purchase_day - previous
     return daily.mutate(gap=gap, gap_sq=gap * gap, gap_n=gap.notnull().cast("int64"))

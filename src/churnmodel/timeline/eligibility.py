@@ -14,7 +14,15 @@ import ibis
 from churnmodel.config import LabelConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.errors import DataContractError
-from churnmodel.pointintime import Agg, Window, before, cutoffs_table, daily_rows, history
+from churnmodel.pointintime import (
+    Agg,
+    Lookup,
+    Window,
+    before,
+    cutoffs_table,
+    daily_rows,
+    history,
+)
 
 
 def activity_rows(tables: ValidatedTables, activity: str) -> ibis.Table:
@@ -60,7 +68,6 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
 def _non_contractual(tables: ValidatedTables, grid: ibis.Table, label: LabelConfig) -> ibis.Table:
     daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
     candidates = daily.select("customer_id").distinct().cross_join(grid)
-    seen = history(
-        daily, candidates, active=Agg("active", "sum", Window(days=label.active_window_days))
-    )
+    recent = Agg("active", "sum", Window(days=label.active_window_days))
+    seen = history(candidates, Lookup("", daily, {"active": recent}))
     return seen.filter(seen.active > 0).select("customer_id", "cutoff")

@@ -13,7 +13,14 @@ import ibis
 
 from churnmodel.config import LabelConfig
 from churnmodel.data.validate import ValidatedTables
-from churnmodel.pointintime import Agg, daily_rows, history, label_window, within_label_window
+from churnmodel.pointintime import (
+    Agg,
+    Lookup,
+    daily_rows,
+    history,
+    label_window,
+    within_label_window,
+)
 from churnmodel.timeline.eligibility import activity_rows
 
 
@@ -27,7 +34,8 @@ def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -
         )
         return joined.select("customer_id", "cutoff", label=churned.cast("int8"))
     daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
-    future = history(daily, spine, active=Agg("active", "sum", label_window(label.horizon_days)))
+    ahead = Agg("active", "sum", label_window(label.horizon_days))
+    future = history(spine, Lookup("", daily, {"active": ahead}))
     return future.select(
         "customer_id", "cutoff", label=(ibis.coalesce(future.active, 0) == 0).cast("int8")
     )

@@ -1,0 +1,167 @@
+"""Benchmark: the full feature matrix, Ibis on DuckDB vs a plain pandas loop.
+
+    python -m benchmarks.features [--customers 1000000] [--cutoffs 12]
+
+Each side runs in its own process so that peak memory (max RSS) is its own.
+The synthetic data is generated once per size and cached in
+benchmarks/data/. Results go to benchmarks/results/features.json and are
+printed; both sides must agree on every feature (1e-9) or the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+# About 10 purchases and 50 events per customer, the ratio of the issue's 1M / 10M / 50M.
+SIM = {"purchase_rate": 0.025, "login_rate": 0.09, "feature_use_rate": 0.045}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--cutoffs", type=int, default=12)
+    parser.add_argument("--skip-reference", action="store_true", help="only time the Ibis pipeline")
+    parser.add_argument("--part", choices=["ibis", "pandas"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = ensure_data(args.customers)
+    cutoffs = monthly_cutoffs(args.cutoffs)
+    if args.part == "ibis":
+        print(json.dumps(run_ibis(data, cutoffs)))
+    elif args.part == "pandas":
+        print(json.dumps(run_pandas(data)))
+    else:
+        report(args, data, cutoffs)
+
+
+def ensure_data(customers: int) -> Path:
+    from churnmodel.data.simulate import SimulationParams, write_simulation
+
+    folder = DATA / f"sim-{customers}"
+    if not (folder / "events.parquet").exists():
+        started = time.perf_counter()
+        write_simulation(folder, SimulationParams(n_customers=customers, seed=2024, **SIM))  # type: ignore[arg-type]
+        print(f"simulated {customers:,} customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return folder
+
+
+def monthly_cutoffs(n: int) -> list[dt.date]:
+    """The n latest month starts whose 90-day label window fits in the simulated data."""
+    from churnmodel.timeline import schedule
+
+    return schedule(dt.date(2024, 1, 1), dt.date(2025, 10, 1), "1mo")[-n:]
+
+
+def config_for(data: Path):  # noqa: ANN201
+    from churnmodel.config import RunConfig
+
+    tables = {name: str(data / f"{name}.parquet") for name in ("customers", "transactions", "events")}
+    return RunConfig.model_validate({"data": {**tables, "memory_limit": "4GB"}})
+
+
+def peak_rss_gib() -> float:
+    """This process's own peak RSS (VmHWM; ru_maxrss would include the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def run_ibis(data: Path, cutoffs: list[dt.date]) -> dict[str, float | int]:
+    from churnmodel.workflows import build_features
+
+    started = time.perf_counter()
+    run = build_features(config_for(data), cutoffs)
+    seconds = time.perf_counter() - started
+    frame = run.matrix.frame
+    frame.to_parquet(data / "ibis_features.parquet")
+    return {"seconds": seconds, "rows": len(frame), "features": len(run.matrix.specs), "peak_rss_gib": peak_rss_gib()}
+
+
+def run_pandas(data: Path) -> dict[str, float | int]:
+    from benchmarks.reference import reference_features
+
+    spine = pd.read_parquet(data / "ibis_features.parquet", columns=["customer_id", "cutoff"])
+    started = time.perf_counter()
+    tables = {name: _naive(pd.read_parquet(data / f"{name}.parquet")) for name in ("customers", "transactions", "events")}
+    frame = reference_features(tables, spine, config_for(data).features)
+    seconds = time.perf_counter() - started
+    frame.to_parquet(data / "pandas_features.parquet")
+    return {"seconds": seconds, "rows": len(frame), "peak_rss_gib": peak_rss_gib()}
+
+
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("timestamp", "signup_date"):
+        if column in frame:
+            frame[column] = frame[column].dt.tz_localize(None)
+    if "event_type" in frame:
+        frame["event_type"] = frame["event_type"].astype("category")
+    return frame
+
+
+def agreement(data: Path) -> float:
+    """Largest absolute difference between the two matrices over all numeric features."""
+    keys = ["customer_id", "cutoff"]
+    ours = pd.read_parquet(data / "ibis_features.parquet").sort_values(keys, ignore_index=True)
+    theirs = pd.read_parquet(data / "pandas_features.parquet").sort_values(keys, ignore_index=True)
+    assert (ours["customer_id"].to_numpy() == theirs["customer_id"].astype(str).to_numpy()).all()
+    worst = 0.0
+    for column in ours.columns.drop([*keys, "label"]):
+        if ours[column].dtype == "category":
+            same = ours[column].astype("object").fillna("") == theirs[column].astype("object").fillna("")
+            assert same.all(), column
+            continue
+        a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
+        assert (np.isnan(a) == np.isnan(b)).all(), column
+        both = ~np.isnan(a)
+        worst = max(worst, float(np.max(np.abs(a[both] - b[both]), initial=0.0)))
+    return worst
+
+
+def child(part: str, args: argparse.Namespace) -> dict[str, float | int]:
+    command = [sys.executable, "-m", "benchmarks.features", "--part", part, "--customers", str(args.customers), "--cutoffs", str(args.cutoffs)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None:
+    import pyarrow.parquet as pq
+
+    sizes = {name: pq.ParquetFile(data / f"{name}.parquet").metadata.num_rows for name in ("customers", "transactions", "events")}
+    result: dict[str, object] = {
+        "benchmark": "features",
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
+        "input_rows": sizes,
+        "cutoffs": [str(c) for c in cutoffs],
+        "ibis_duckdb": child("ibis", args),
+    }
+    ibis_side = result["ibis_duckdb"]
+    ibis_side["rows_per_second"] = round(ibis_side["rows"] / ibis_side["seconds"])  # type: ignore[index]
+    if not args.skip_reference:
+        pandas_side = child("pandas", args)
+        result["pandas_reference"] = pandas_side
+        result["speedup_vs_pandas"] = round(pandas_side["seconds"] / ibis_side["seconds"], 2)  # type: ignore[index]
+        result["max_abs_difference"] = agreement(data)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"features-{args.customers}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
