@@ -31,7 +31,9 @@ SIM = {"purchase_rate": 0.025, "login_rate": 0.09, "feature_use_rate": 0.045}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--cutoffs", type=int, default=12)
     parser.add_argument("--skip-reference", action="store_true", help="only time the Ibis pipeline")
@@ -54,7 +56,10 @@ def ensure_data(customers: int) -> Path:
     if not (folder / "events.parquet").exists():
         started = time.perf_counter()
         write_simulation(folder, SimulationParams(n_customers=customers, seed=2024, **SIM))  # type: ignore[arg-type]
-        print(f"simulated {customers:,} customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(
+            f"simulated {customers:,} customers in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
     return folder
 
 
@@ -65,11 +70,13 @@ def monthly_cutoffs(n: int) -> list[dt.date]:
     return schedule(dt.date(2024, 1, 1), dt.date(2025, 10, 1), "1mo")[-n:]
 
 
-def config_for(data: Path):  # noqa: ANN201
+def config_for(data: Path):
     from churnmodel.config import RunConfig
 
-    tables = {name: str(data / f"{name}.parquet") for name in ("customers", "transactions", "events")}
-    return RunConfig.model_validate({"data": {**tables, "memory_limit": "4GB"}})
+    tables = {
+        name: str(data / f"{name}.parquet") for name in ("customers", "transactions", "events")
+    }
+    return RunConfig.model_validate({"data": tables})
 
 
 def peak_rss_gib() -> float:
@@ -88,7 +95,12 @@ def run_ibis(data: Path, cutoffs: list[dt.date]) -> dict[str, float | int]:
     seconds = time.perf_counter() - started
     frame = run.matrix.frame
     frame.to_parquet(data / "ibis_features.parquet")
-    return {"seconds": seconds, "rows": len(frame), "features": len(run.matrix.specs), "peak_rss_gib": peak_rss_gib()}
+    return {
+        "seconds": seconds,
+        "rows": len(frame),
+        "features": len(run.matrix.specs),
+        "peak_rss_gib": peak_rss_gib(),
+    }
 
 
 def run_pandas(data: Path) -> dict[str, float | int]:
@@ -96,7 +108,10 @@ def run_pandas(data: Path) -> dict[str, float | int]:
 
     spine = pd.read_parquet(data / "ibis_features.parquet", columns=["customer_id", "cutoff"])
     started = time.perf_counter()
-    tables = {name: _naive(pd.read_parquet(data / f"{name}.parquet")) for name in ("customers", "transactions", "events")}
+    tables = {
+        name: _naive(pd.read_parquet(data / f"{name}.parquet"))
+        for name in ("customers", "transactions", "events")
+    }
     frame = reference_features(tables, spine, config_for(data).features)
     seconds = time.perf_counter() - started
     frame.to_parquet(data / "pandas_features.parquet")
@@ -121,7 +136,9 @@ def agreement(data: Path) -> float:
     worst = 0.0
     for column in ours.columns.drop([*keys, "label"]):
         if ours[column].dtype == "category":
-            same = ours[column].astype("object").fillna("") == theirs[column].astype("object").fillna("")
+            same = ours[column].astype("object").fillna("") == theirs[column].astype(
+                "object"
+            ).fillna("")
             assert same.all(), column
             continue
         a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
@@ -132,7 +149,17 @@ def agreement(data: Path) -> float:
 
 
 def child(part: str, args: argparse.Namespace) -> dict[str, float | int]:
-    command = [sys.executable, "-m", "benchmarks.features", "--part", part, "--customers", str(args.customers), "--cutoffs", str(args.cutoffs)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.features",
+        "--part",
+        part,
+        "--customers",
+        str(args.customers),
+        "--cutoffs",
+        str(args.cutoffs),
+    ]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -140,7 +167,10 @@ def child(part: str, args: argparse.Namespace) -> dict[str, float | int]:
 def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None:
     import pyarrow.parquet as pq
 
-    sizes = {name: pq.ParquetFile(data / f"{name}.parquet").metadata.num_rows for name in ("customers", "transactions", "events")}
+    sizes = {
+        name: pq.ParquetFile(data / f"{name}.parquet").metadata.num_rows
+        for name in ("customers", "transactions", "events")
+    }
     result: dict[str, object] = {
         "benchmark": "features",
         "date": dt.date.today().isoformat(),

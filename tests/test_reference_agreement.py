@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from benchmarks.reference import reference_features
+
 from churnmodel.config import RunConfig
 from churnmodel.data.simulate import simulate
 from churnmodel.workflows import build_features

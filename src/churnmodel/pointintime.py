@@ -7,12 +7,12 @@ day number is at most ``day(c) - 1``, so rows can be reduced to one row per
 customer and day before any cutoff is looked at.
 
 `history` then answers every windowed question for many cutoffs at once,
-at a cost that grows with (customer-days + spine rows), not with rows x
-cutoffs: it stacks one *probe* row per (customer, cutoff) under the daily
-rows and evaluates window aggregates whose RANGE frame ends one day before
-the probe. Plain SQL windows run on DuckDB, Spark and warehouses alike, and
-no frame ever reaches the probe's own day, so rows at or after the cutoff
-cannot leak into a feature.
+at a cost that grows with (customer-days + spine rows x window edges), not
+with rows x cutoffs: it stacks probe rows at each window edge under the
+daily rows, sorted before the rows of their own day, and reads running
+totals at the probes. Plain SQL window functions run on DuckDB, Spark and
+warehouses alike, and a probe at the cutoff only ever sees days before it,
+so rows at or after the cutoff cannot leak into a feature.
 
 Nothing else in the package compares a timestamp with a cutoff.
 """
@@ -26,6 +26,7 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 EPOCH = ibis.date(1970, 1, 1)
 
@@ -67,22 +68,13 @@ class Window:
         end = self.skip
         return (end,) if self.days is None else (end, end + self.days)
 
-    def frame(self) -> tuple[int | None, int]:
-        """(start, end) offsets in days relative to the cutoff day, both inclusive.
-
-        >>> Window(days=30).frame()  # the 30 days before the cutoff day
-        (-30, -1)
-        >>> Window(days=30, skip=30).frame()
-        (-60, -31)
-        >>> label_window(90).frame()  # the cutoff day and the 89 after it
-        (0, 89)
-        """
-        end = -1 - self.skip
-        return (None if self.days is None else end - self.days + 1), end
-
 
 def label_window(horizon_days: int) -> Window:
-    """``[c, c + horizon)``: the future the label is about, never read by features."""
+    """``[c, c + horizon)``: the future the label is about, never read by features.
+
+    >>> label_window(90).edges()  # totals before c + 90 minus totals before c
+    (-90, 0)
+    """
     return Window(days=horizon_days, skip=-horizon_days)
 
 
@@ -140,46 +132,48 @@ def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
     edges = sorted({edge for _, _, edge in looked_up})
     types = {c: v.type() for lookup in lookups for c, v in _measures(lookup).items()}
     nothing = {c: ibis.null(t) for c, t in types.items()}
-    no_spine = {c: ibis.null(t) for c, t in spine.schema().items() if c != "customer_id"}
 
-    cutoff_day = day_number(spine.cutoff)
+    # Probe rows carry only (customer, day, edge): narrow rows sort faster and
+    # take less memory; the spine's other columns are joined back at the end.
+    keyed = spine.select("customer_id", cutoff_day=day_number(spine.cutoff)).distinct()
     probes = [
-        spine.mutate(
+        keyed.select(
+            "customer_id",
+            day=keyed.cutoff_day - edge,
             edge=ibis.literal(edge, "int32"),
-            day=cutoff_day - edge,
-            is_row=ibis.literal(1, "int8"),
             **nothing,
         )
         for edge in edges
     ]
     rows = [
         lookup.daily.select(
-            customer_id=lookup.daily.customer_id,
-            **no_spine,
-            edge=ibis.null("int32"),
-            day=lookup.daily.day,
-            is_row=ibis.literal(2, "int8"),
-            **{**nothing, **_measures(lookup)},
+            "customer_id", "day", edge=ibis.null("int32"), **{**nothing, **_measures(lookup)}
         )
         for lookup in lookups
     ]
     stacked = ibis.union(*probes, *rows)
-    so_far = ibis.window(group_by="customer_id", order_by=["day", "is_row"], rows=(None, 0))
+    # Probes (edge not null) sort before the daily rows of their own day.
+    probes_first = ibis.window(
+        group_by="customer_id", order_by=["day", stacked.edge.isnull()], rows=(None, 0)
+    )
     totals = sorted({(c, how) for c, how, _ in looked_up})
     running = stacked.mutate(
-        **{_key(c, how): _running(stacked[c], how).over(so_far) for c, how in totals}
+        **{_key(c, how): _running(stacked[c], how).over(probes_first) for c, how in totals}
     ).filter(lambda t: t.edge.notnull())
-    at_edges = running.group_by(*spine.columns).aggregate(
+    at_edges = running.group_by("customer_id", cutoff_day=running.day + running.edge).aggregate(
         **{
             _key(c, how, e): running[_key(c, how)].max(where=running.edge == e)
             for c, how, e in looked_up
         }
     )
-    return at_edges.select(
+    joined = spine.mutate(cutoff_day=day_number(spine.cutoff)).left_join(
+        at_edges, ["customer_id", "cutoff_day"]
+    )
+    return joined.select(
         *spine.columns,
         **{
             lookup.prefix + name: _combine(
-                at_edges, lookup.prefix, agg, lookup.daily[agg.column].type()
+                joined, lookup.prefix, agg, lookup.daily[agg.column].type()
             )
             for lookup in lookups
             for name, agg in lookup.aggregates.items()
@@ -225,6 +219,17 @@ def _combine(at_edges: ibis.Table, prefix: str, agg: Agg, dtype: object) -> ir.V
     return total.cast(dtype)
 
 
+def may_overlap(
+    first_day: ir.IntegerValue, last_day: ir.IntegerValue, cutoff: ir.Value, days: int
+) -> ir.BooleanValue:
+    """Whether activity between two day numbers can fall in ``[c - days, c)``.
+
+    A necessary condition only, for pruning candidates before `history`.
+    """
+    today = day_number(cutoff)
+    return (first_day < today) & (last_day >= today - days)
+
+
 def cutoff_day(spine: ibis.Table) -> ir.IntegerValue:
     """The day number of each spine row's cutoff, for days-since features."""
     return day_number(spine.cutoff)
@@ -232,8 +237,6 @@ def cutoff_day(spine: ibis.Table) -> ir.IntegerValue:
 
 def cutoffs_table(cutoffs: list[dt.date]) -> ibis.Table:
     """The cutoffs as a one-column table of dates, for cross joins."""
-    import pyarrow as pa
-
     return ibis.memtable(pa.table({"cutoff": pa.array(sorted(set(cutoffs)), pa.date32())}))
 
 

@@ -1,9 +1,11 @@
-"""NULL-aware arithmetic shared by the feature families."""
+"""NULL-aware arithmetic and window declarations shared by the feature families."""
 
 from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
+
+from churnmodel.pointintime import Agg, Window
 
 
 def zero_if_null(value: ir.NumericValue) -> ir.NumericValue:
@@ -15,3 +17,17 @@ def ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.Floati
     """Numerator / denominator; NULL (not infinity) when the denominator is 0 or NULL."""
     quotient = numerator.cast("float64") / denominator
     return ibis.ifelse(denominator > 0, quotient, ibis.null("float64"))
+
+
+def trend(recent: ir.NumericValue, previous: ir.NumericValue) -> ir.FloatingValue:
+    """Recent window over the window before it; NULL when the earlier one was empty."""
+    return ratio(zero_if_null(recent), previous)
+
+
+def windowed_sums(
+    column: str, name: str, windows: list[int], trend_windows: list[int]
+) -> dict[str, Agg]:
+    """Sums of `column` per window (``{name}_{w}``) and the window before (``{name}_prev_{t}``)."""
+    sums = {f"{name}_{w}": Agg(column, "sum", Window(w)) for w in {*windows, *trend_windows}}
+    sums.update({f"{name}_prev_{t}": Agg(column, "sum", Window(t, skip=t)) for t in trend_windows})
+    return sums

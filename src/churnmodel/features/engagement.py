@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
-from churnmodel.features._math import ratio, zero_if_null
+from churnmodel.features._math import ratio, trend, windowed_sums, zero_if_null
 from churnmodel.features.catalog import FeatureFamily, Features, described, slug
 from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
@@ -32,10 +32,7 @@ def engagement_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamil
     for w in config.windows_days:
         aggs[f"active_{w}"] = Agg("active", "sum", Window(w))
     for s in types:
-        for w in {*config.windows_days, *config.trend_windows_days}:
-            aggs[f"{s}_{w}"] = Agg(f"n_{s}", "sum", Window(w))
-        for t in config.trend_windows_days:
-            aggs[f"{s}_prev_{t}"] = Agg(f"n_{s}", "sum", Window(t, skip=t))
+        aggs.update(windowed_sums(f"n_{s}", s, config.windows_days, config.trend_windows_days))
     return FeatureFamily(
         FAMILY, Lookup(P, daily, aggs), partial(_features, types=types, config=config)
     )
@@ -66,7 +63,7 @@ def _features(
             )
         for w in config.trend_windows_days:
             features[f"ev_{s}_trend_{w}d"] = (
-                ratio(zero_if_null(h(f"{s}_{w}")), h(f"{s}_prev_{w}")),
+                trend(h(f"{s}_{w}"), h(f"{s}_prev_{w}")),
                 f"{name} events in the last {w} days relative to the {w} days before",
             )
     for w in config.trend_windows_days:

@@ -8,6 +8,8 @@ This is where results cross from the engine into pandas: one row per
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import ibis
@@ -59,12 +61,16 @@ def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[Fea
 
 
 def feature_table(
-    spine: ibis.Table, families: list[FeatureFamily]
+    spine: ibis.Table,
+    families: list[FeatureFamily],
+    materialize: Callable[[ibis.Table], ibis.Table] = lambda table: table,
 ) -> tuple[ibis.Table, tuple[FeatureSpec, ...]]:
-    """One history pass for all families, then each family's features, keyed like the spine.
+    """One history pass per family, then each family's features, keyed like the spine.
 
     The result has exactly the spine's rows (customers without any rows keep
-    their place) and the spine's columns followed by the features.
+    their place) and the spine's columns followed by the features, sorted by
+    (customer_id, cutoff). `materialize` may store each pass's result, so
+    that the engine holds one pass in memory at a time.
     """
     table = spine
     specs: list[FeatureSpec] = []
@@ -72,7 +78,7 @@ def feature_table(
         if family.lookup is not None:
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            found = history(spine, family.lookup)
+            found = materialize(history(spine, family.lookup))
             looked_up = [c for c in found.columns if c not in spine.columns]
             table = table.left_join(found, KEYS).select(*table.columns, *looked_up)
         table, features = family.finish(table)
@@ -84,7 +90,7 @@ def feature_table(
         raise ConfigError(
             f"feature names used twice (rename the attribute or event type): {clashes}"
         )
-    return table.select(*spine.columns, *names), tuple(specs)
+    return table.select(*spine.columns, *names).order_by(KEYS), tuple(specs)
 
 
 def build_feature_matrix(
@@ -95,16 +101,26 @@ def build_feature_matrix(
     The spine is materialised first: every family reads it, and it is itself
     a history pass (eligibility, labels) that should run once, not per family.
     """
-    with spine.cache() as cached:
-        table, specs = feature_table(cached, feature_families(tables, config))
+    with ExitStack() as cached:
+
+        def materialize(table: ibis.Table) -> ibis.Table:
+            return cached.enter_context(table.cache())
+
+        families = feature_families(tables, config)
+        table, specs = feature_table(materialize(spine), families, materialize)
         frame = collect(table)
     return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
 
 
 def to_stable_dtypes(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.DataFrame:
-    """Fix column order, dtypes and row order, so equal inputs give equal frames."""
+    """Fix column order and dtypes, so equal inputs give equal frames.
+
+    Rows arrive sorted by (customer_id, cutoff) from the engine. Works in
+    place where it can: the matrix can be gigabytes.
+    """
     label = ["label"] if "label" in frame.columns else []
-    out = frame[[*KEYS, *label, *(s.name for s in specs)]].copy()
+    order = [*KEYS, *label, *(s.name for s in specs)]
+    out = frame if list(frame.columns) == order else frame[order]
     out["customer_id"] = out["customer_id"].astype("str")
     out["cutoff"] = pd.to_datetime(out["cutoff"]).astype("datetime64[ns]")
     if label:
@@ -117,4 +133,4 @@ def to_stable_dtypes(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.
             out[spec.name] = pd.Categorical(values, categories=categories)
         else:
             out[spec.name] = column.astype("float64")
-    return out.sort_values(KEYS, ignore_index=True)
+    return out

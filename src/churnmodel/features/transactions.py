@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
-from churnmodel.features._math import ratio, zero_if_null
+from churnmodel.features._math import ratio, trend, windowed_sums, zero_if_null
 from churnmodel.features.catalog import FeatureFamily, Features, described
 from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
@@ -35,12 +35,8 @@ def transaction_family(transactions: ibis.Table, config: FeatureConfig) -> Featu
         "refunds": Agg("refunds", "sum", Window(longest)),
         "refund_amount": Agg("refund_amount", "sum", Window(longest)),
     }
-    for w in {*config.windows_days, *config.trend_windows_days}:
-        aggs[f"n_{w}"] = Agg("purchases", "sum", Window(w))
-        aggs[f"spend_{w}"] = Agg("spend", "sum", Window(w))
-    for t in config.trend_windows_days:
-        aggs[f"n_prev_{t}"] = Agg("purchases", "sum", Window(t, skip=t))
-        aggs[f"spend_prev_{t}"] = Agg("spend", "sum", Window(t, skip=t))
+    aggs.update(windowed_sums("purchases", "n", config.windows_days, config.trend_windows_days))
+    aggs.update(windowed_sums("spend", "spend", config.windows_days, config.trend_windows_days))
     lookup = Lookup(P, _purchase_days(transactions), aggs)
     return FeatureFamily(FAMILY, lookup, partial(_features, config=config))
 
@@ -84,11 +80,11 @@ def _features(t: ibis.Table, config: FeatureConfig) -> tuple[ibis.Table, Feature
         )
     for w in config.trend_windows_days:
         features[f"tx_count_trend_{w}d"] = (
-            ratio(zero_if_null(h(f"n_{w}")), h(f"n_prev_{w}")),
+            trend(h(f"n_{w}"), h(f"n_prev_{w}")),
             f"Purchases in the last {w} days relative to the {w} days before",
         )
         features[f"tx_amount_trend_{w}d"] = (
-            ratio(zero_if_null(h(f"spend_{w}")), h(f"spend_prev_{w}")),
+            trend(h(f"spend_{w}"), h(f"spend_prev_{w}")),
             f"Spend in the last {w} days relative to the {w} days before",
         )
     features[f"tx_refund_count_{longest}d"] = (

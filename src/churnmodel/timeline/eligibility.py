@@ -22,6 +22,7 @@ from churnmodel.pointintime import (
     cutoffs_table,
     daily_rows,
     history,
+    may_overlap,
 )
 
 
@@ -67,7 +68,12 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
 
 def _non_contractual(tables: ValidatedTables, grid: ibis.Table, label: LabelConfig) -> ibis.Table:
     daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
-    candidates = daily.select("customer_id").distinct().cross_join(grid)
+    # Only customers whose activity span reaches into the window can qualify;
+    # pruning the rest keeps the history pass small. The pass decides.
+    spans = daily.group_by("customer_id").aggregate(first=daily.day.min(), last=daily.day.max())
+    pairs = spans.cross_join(grid)
+    reaches = may_overlap(pairs["first"], pairs["last"], pairs.cutoff, label.active_window_days)
+    candidates = pairs.filter(reaches).select("customer_id", "cutoff")
     recent = Agg("active", "sum", Window(days=label.active_window_days))
     seen = history(candidates, Lookup("", daily, {"active": recent}))
     return seen.filter(seen.active > 0).select("customer_id", "cutoff")
