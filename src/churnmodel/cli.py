@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
+import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from churnmodel import __version__
 from churnmodel.config import RunConfig, load_config
-from churnmodel.data.simulate import SimulationParams, write_simulation
+from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
 from churnmodel.workflows import FeatureRun, build_features, write_features
 
@@ -90,12 +91,10 @@ def simulate(
     """Write a realistic synthetic data set (customers, transactions, events[, churn])."""
     if business not in ("contractual", "non_contractual"):
         raise typer.BadParameter("expected contractual or non_contractual", param_hint="--business")
-    params = SimulationParams(n_customers=customers, seed=seed, business=business)  # type: ignore[arg-type]
+    params = SimulationParams(n_customers=customers, seed=seed, business=cast(Business, business))
     with console.status(f"simulating {customers:,} customers"):
         paths = write_simulation(out_dir, params)
     table = Table("table", "rows", "file", title=f"simulated {business} data (seed {seed})")
-    import pyarrow.parquet as pq
-
     for name, path in paths.items():
         table.add_row(name, f"{pq.ParquetFile(path).metadata.num_rows:,}", str(path))
     out.print(table)

@@ -34,11 +34,13 @@ Features = list[tuple[FeatureSpec, ir.Value]]
 
 @dataclass(frozen=True)
 class FeatureFamily:
-    """A family of features, built in two steps so that families share one history pass.
+    """A family of features, declared in two steps.
 
-    `lookup` names the windowed aggregates the family needs (or None);
-    `finish` turns the table those aggregates were added to into the
-    family's features, possibly joining extra columns onto it first.
+    `lookup` names the windowed aggregates the family needs (or None); the
+    matrix runs it as one history pass and joins the result onto the spine.
+    `finish` turns that table into the family's features, possibly joining
+    extra columns onto it first. Keeping the two apart lets the matrix decide
+    how passes are run and stored, while each family stays one small unit.
     """
 
     name: str
