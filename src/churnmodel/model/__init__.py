@@ -1,0 +1,1 @@
+"""Training and time-based evaluation (LightGBM arrives with the training issue)."""
