@@ -93,3 +93,11 @@ def test_missing_data_file_is_named(tmp_path: Path) -> None:
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("churnmodel ")
+
+
+def test_memory_limit_must_look_like_a_size(tmp_path: Path) -> None:
+    config = tmp_path / "m.toml"
+    config.write_text('[data]\nmemory_limit = "4GB\'; DROP TABLE x; --"\n')
+    result = runner.invoke(app, ["features", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "data.memory_limit" in result.output

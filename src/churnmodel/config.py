@@ -29,7 +29,8 @@ class DataConfig(_Strict):
     """Where the canonical tables come from and how their columns are named."""
 
     engine: Literal["duckdb"] = "duckdb"
-    memory_limit: str | None = None  # e.g. "4GB": DuckDB spills to disk beyond it
+    # e.g. "4GB": DuckDB spills to disk beyond it (the value goes into a SET statement)
+    memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     customers: Path | None = None
     transactions: Path | None = None
     events: Path | None = None

@@ -114,10 +114,11 @@ def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
     the window's two edges. Probe rows at each edge are stacked under the
     daily rows of every lookup and sorted before the rows of their own day,
     so a running aggregate over ``ROWS UNBOUNDED PRECEDING`` at a probe
-    covers exactly the days before that edge. All lookups share one sort and
-    one set of probes, and running totals stream in a single pass, where a
-    RANGE frame per window would build one segment tree each. Sums run in
-    DECIMAL so that an empty window is exactly 0, not a rounding residue.
+    covers exactly the days before that edge. The lookups of one call share
+    one sort and one set of probes, with one running aggregate per measured
+    column, where a RANGE frame per window would need one aggregate per
+    window. Sums run in DECIMAL so that an empty window is exactly 0, not a
+    rounding residue.
     """
     for lookup in lookups:
         _check(lookup)

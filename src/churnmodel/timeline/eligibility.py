@@ -42,6 +42,11 @@ def activity_rows(tables: ValidatedTables, activity: str) -> ibis.Table:
     return parts[0] if len(parts) == 1 else parts[0].union(parts[1])
 
 
+def activity_days(tables: ValidatedTables, activity: str) -> ibis.Table:
+    """One row per (customer_id, day) with qualifying activity, `active` = rows that day."""
+    return daily_rows(activity_rows(tables, activity), active=ibis._.count())
+
+
 def eligible(tables: ValidatedTables, cutoffs: list[dt.date], label: LabelConfig) -> ibis.Table:
     """(customer_id, cutoff) for every customer eligible at each cutoff."""
     grid = cutoffs_table(cutoffs)
@@ -67,7 +72,7 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
 
 
 def _non_contractual(tables: ValidatedTables, grid: ibis.Table, label: LabelConfig) -> ibis.Table:
-    daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
+    daily = activity_days(tables, label.activity)
     # Only customers whose activity span reaches into the window can qualify;
     # pruning the rest keeps the history pass small. The pass decides.
     spans = daily.group_by("customer_id").aggregate(first=daily.day.min(), last=daily.day.max())

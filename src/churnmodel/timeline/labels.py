@@ -16,12 +16,11 @@ from churnmodel.data.validate import ValidatedTables
 from churnmodel.pointintime import (
     Agg,
     Lookup,
-    daily_rows,
     history,
     label_window,
     within_label_window,
 )
-from churnmodel.timeline.eligibility import activity_rows
+from churnmodel.timeline.eligibility import activity_days
 
 
 def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -> ibis.Table:
@@ -33,7 +32,7 @@ def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -
             joined.churn_date, joined.cutoff, label.horizon_days
         )
         return joined.select("customer_id", "cutoff", label=churned.cast("int8"))
-    daily = daily_rows(activity_rows(tables, label.activity), active=ibis._.count())
+    daily = activity_days(tables, label.activity)
     ahead = Agg("active", "sum", label_window(label.horizon_days))
     future = history(spine, Lookup("", daily, {"active": ahead}))
     return future.select(
