@@ -52,13 +52,14 @@ test-fast: $(STAMP) ## The quick loop: tests not marked slow
 	$(RUN) pytest -m "not slow" -x -q
 
 .PHONY: demo
-demo: $(STAMP) ## Simulate data and build the feature matrix on the embedded default
+demo: $(STAMP) ## Simulate data, train and register a model in the local MLflow (sqlite:///mlflow.db)
 	$(RUN) churnmodel simulate --customers 20000 --seed 42 --out $(DEMO_DATA)
-	$(RUN) churnmodel features --config churn.toml --out $(DEMO_OUT)/features.parquet
+	$(RUN) churnmodel train --config churn.toml
 
 .PHONY: bench
-bench: $(STAMP) ## Feature benchmark (1M customers); writes benchmarks/results/*.json
+bench: $(STAMP) ## Feature (1M customers) and training (~1M rows) benchmarks -> benchmarks/results/
 	$(RUN) python -m benchmarks.features
+	$(RUN) python -m benchmarks.training
 
 .PHONY: clean
 clean: ## Remove generated data, outputs and caches (keeps .venv)

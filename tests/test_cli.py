@@ -101,3 +101,40 @@ def test_memory_limit_must_look_like_a_size(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", "--config", str(config)])
     assert result.exit_code == 2
     assert "data.memory_limit" in result.output
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_from_the_exported_folder(demo: Path, monkeypatch) -> None:
+    monkeypatch.chdir(demo)  # the default sqlite store and models/ live in the working directory
+    result = invoke("train", "--config", "churn.toml", "--tune", "2")
+    assert result.exit_code == 0, result.output
+    for scorer in ("model", "recency", "logistic"):
+        assert scorer in result.output
+    assert "promoted: there was no champion yet" in result.output
+    assert (demo / "mlflow.db").is_file()
+    assert (demo / "models" / "champion").read_text().strip() == "churnmodel-v1"
+    assert not (demo / "mlruns").exists()  # never MLflow's file-store fallback
+
+    again = invoke("train", "--config", "churn.toml")
+    assert again.exit_code == 0, again.output
+    assert "champion v1" in again.output  # re-scored on the same rows, shown in the table
+    assert "churnmodel v2" in again.output
+
+    evaluated = invoke("evaluate", "--config", "churn.toml", "--model", "models")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "evaluation run" in evaluated.output and "models" in evaluated.output
+
+
+def test_evaluate_names_a_model_that_does_not_exist(
+    demo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = str(demo / "churn.toml")
+    missing = runner.invoke(
+        app, ["evaluate", "--config", config, "--model", "models:/nope@champion"]
+    )
+    assert missing.exit_code == 2
+    assert "models:/nope@champion" in missing.output and "not found" in missing.output
+    folder = runner.invoke(app, ["evaluate", "--config", config, "--model", str(tmp_path / "x")])
+    assert folder.exit_code == 2
+    assert "expected a model bundle" in folder.output

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
+import pandas as pd
 import pyarrow.parquet as pq
 import typer
 from rich.console import Console
@@ -23,10 +25,19 @@ from churnmodel import __version__
 from churnmodel.config import RunConfig, load_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
-from churnmodel.workflows import FeatureRun, build_features, write_features
+from churnmodel.model.evaluate import Metrics
+from churnmodel.tracking.runs import tracking_uri
+from churnmodel.workflows import (
+    FeatureRun,
+    TrainingOutcome,
+    build_features,
+    evaluate,
+    train,
+    write_features,
+)
 
 app = typer.Typer(
-    help="Customer churn prediction: simulate data, build point-in-time features.",
+    help="Customer churn prediction: simulate data, build features, train, evaluate.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -70,8 +81,11 @@ def main(
         handlers=[RichHandler(console=console, show_path=False, show_time=False)],
         force=True,
     )
-    for noisy in ("ibis", "sqlglot", "urllib3"):
+    for noisy in ("ibis", "sqlglot", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow narrates every download and schema migration; keep its errors only.
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @app.command()
@@ -145,3 +159,103 @@ def _print_feature_summary(run: FeatureRun, config: RunConfig, path: Path) -> No
         f"{len(frame):,} rows x {len(run.matrix.specs)} features "
         f"({', '.join(families)}) at {len(run.cutoffs)} cutoffs -> [bold]{path}[/]"
     )
+
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")]
+
+
+@app.command("train")
+@_friendly_errors
+def train_command(
+    config: ConfigOption = Path("churn.toml"),
+    tune: Annotated[
+        int, typer.Option(min=0, help="Optuna trials on the validation cutoff before training.")
+    ] = 0,
+    force_promote: Annotated[
+        bool, typer.Option("--force-promote", help="Make the new version champion regardless.")
+    ] = False,
+) -> None:
+    """Train LightGBM, compare it with baselines and the champion, log and register it in MLflow."""
+    run_config = load_config(config)
+    with console.status("starting") as status:
+        outcome = train(
+            run_config,
+            tune_trials=tune,
+            force_promote=force_promote,
+            progress=lambda msg: status.update(msg),
+        )
+    _print_training_summary(outcome, run_config)
+
+
+@app.command("evaluate")
+@_friendly_errors
+def evaluate_command(
+    config: ConfigOption = Path("churn.toml"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or an exported folder; "
+            "default: the registered champion."
+        ),
+    ] = None,
+) -> None:
+    """Re-evaluate a trained model on the latest labelled cutoffs of the configured data."""
+    run_config = load_config(config)
+    model = model or f"models:/{run_config.mlflow.registered_model}@champion"
+    with console.status("starting") as status:
+        outcome = evaluate(run_config, model, progress=lambda msg: status.update(msg))
+    holdout = outcome.evaluation.table
+    out.print(_metrics_table(outcome.evaluation.metrics, _holdout_title(holdout)))
+    out.print(f"evaluation run [bold]{outcome.run_id}[/] ({outcome.model})")
+
+
+def _holdout_title(holdout: pd.DataFrame) -> str:
+    cutoffs = ", ".join(f"{c:%Y-%m-%d}" for c in sorted(holdout["cutoff"].unique()))
+    return (
+        f"holdout {cutoffs}: {len(holdout):,} customers, churn rate {holdout['label'].mean():.1%}"
+    )
+
+
+def _metrics_table(metrics: dict[str, Metrics], title: str, champion: str = "") -> Table:
+    table = Table(
+        "scorer",
+        "ROC AUC",
+        "PR AUC",
+        "lift@10%",
+        "capture@10%",
+        "capture@20%",
+        "Brier",
+        "ECE",
+        title=title,
+    )
+    for name, m in metrics.items():
+        label = f"champion v{champion}" if name == "champion" else name
+        table.add_row(
+            f"[bold]{label}[/]" if name == "model" else label,
+            f"{m.roc_auc:.3f}",
+            f"{m.pr_auc:.3f}",
+            f"{m.lift_at_10:.2f}",
+            f"{m.capture_at_10:.1%}",
+            f"{m.capture_at_20:.1%}",
+            f"{m.brier:.4f}",
+            f"{m.ece:.4f}",
+        )
+    return table
+
+
+def _print_training_summary(outcome: TrainingOutcome, config: RunConfig) -> None:
+    result = outcome.result
+    title = _holdout_title(result.holdout.table)
+    out.print(_metrics_table(result.holdout.metrics, title, outcome.champion.version or ""))
+    if result.leakage.suspected:
+        console.print(f"[bold red]WARNING:[/] {result.leakage.message()}", soft_wrap=True)
+    name = config.mlflow.registered_model
+    out.print(
+        f"run [bold]{outcome.run_id}[/]: {name} v{outcome.version} "
+        f"({result.params['best_iteration']} trees, validation ROC AUC "
+        f"{result.leakage.validation_auc:.3f})"
+    )
+    out.print(outcome.decision.reason)
+    if outcome.exported is not None:
+        out.print(f"champion exported to [bold]{outcome.exported}[/]")
+    out.print(f"browse runs: mlflow ui --backend-store-uri {tracking_uri(config.mlflow)}")

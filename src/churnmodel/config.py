@@ -117,21 +117,49 @@ class FeatureConfig(_Strict):
         return sorted(value)
 
 
-class MlflowConfig(_Strict):
-    """Tracking and registry settings (used from the training issue on)."""
+class ModelConfig(_Strict):
+    """LightGBM settings, calibration and the out-of-time validation.
 
-    tracking_uri: str = "sqlite:///mlflow.db"
+    The defaults are deliberately conservative (small learning rate, early
+    stopping, leaves of at least 50 rows) so a first run is sound without
+    tuning; `churnmodel train --tune N` searches around them.
+    """
+
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(50, ge=1)
+    feature_fraction: float = Field(0.9, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lambda_l2: float = Field(0.0, ge=0)
+    n_estimators: int = Field(1000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    seed: int = 0
+    # cutoffs right before the holdout, used for early stopping and calibration
+    validation: int = Field(1, ge=1)
+    # a validation ROC AUC at or above this is too good to be true: warn of leakage
+    leakage_auc: float = Field(0.98, gt=0.5, le=1)
+
+
+class MlflowConfig(_Strict):
+    """Tracking and registry; `tracking_uri` falls back to MLFLOW_TRACKING_URI, then sqlite."""
+
+    tracking_uri: str | None = None
     experiment: str = "churnmodel"
     registered_model: str = "churnmodel"
+    # where the champion is exported for scoring without a tracking server;
+    # like the default sqlite file, relative to the working directory
+    export_dir: Path = Path("models")
 
 
 class RunConfig(_Strict):
-    """One run of churnmodel: data, label, cutoffs, features, tracking."""
+    """One run of churnmodel: data, label, cutoffs, features, model, tracking."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     cutoffs: CutoffConfig = Field(default_factory=CutoffConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

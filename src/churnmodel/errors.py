@@ -52,3 +52,7 @@ class DataContractError(ChurnModelError):
 
 class CutoffError(ChurnModelError):
     """No usable cutoff: the schedule is empty or a label window is not observed."""
+
+
+class ModelError(ChurnModelError):
+    """A saved model is missing, damaged, or does not fit the data it is asked to score."""

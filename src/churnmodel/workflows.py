@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 from ibis.backends.sql import SQLBackend
 
+from churnmodel import tracking
 from churnmodel._io import write_parquet
 from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.engine import connect
-from churnmodel.errors import ConfigError
+from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
+from churnmodel.model.evaluate import evaluate_scores
+from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
+from churnmodel.model.split import split_cutoffs
+from churnmodel.model.training import (
+    HoldoutEvaluation,
+    TrainingResult,
+    evaluate_on_holdout,
+    train_and_evaluate,
+)
+from churnmodel.model.tuning import tune
+from churnmodel.registry.bundle import ModelBundle, save_bundle
+from churnmodel.registry.promotion import Comparison, Decision, decide
 from churnmodel.timeline import build_spine, training_cutoffs
 
 Progress = Callable[[str], None]
+
+CONTRIBUTION_SAMPLE = 2_000
+"""Holdout rows whose TreeSHAP contributions summarise the drivers in a training run."""
 
 
 @dataclass(frozen=True)
@@ -80,3 +100,189 @@ def write_features(matrix: FeatureMatrix, out: Path) -> Path:
     ]
     write_parquet(matrix.frame, out, {"churnmodel.features": json.dumps(catalog)})
     return out
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What `train` did: the run, the registered version and the promotion decision."""
+
+    run_id: str
+    version: str
+    result: TrainingResult
+    champion: Comparison
+    decision: Decision
+    exported: Path | None
+
+
+def train(
+    config: RunConfig,
+    features: FeatureRun | None = None,
+    sources: Mapping[str, Source] | None = None,
+    tune_trials: int = 0,
+    force_promote: bool = False,
+    progress: Progress | None = None,
+) -> TrainingOutcome:
+    """Build features, train, compare with baselines and champion, log and register.
+
+    The new version always gets the alias ``challenger``; it becomes
+    ``champion`` (and is exported) only when `decide` says so.
+    """
+    step = progress or (lambda _: None)
+    features = features or build_features(config, sources=sources, progress=step)
+    frame, names = features.matrix.frame, features.matrix.feature_names
+    split = split_cutoffs(
+        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
+    )
+    overrides: dict[str, object] = {}
+    if tune_trials:
+        overrides = tune(
+            frame,
+            names,
+            split,
+            config.model,
+            tune_trials,
+            on_trial=lambda i, auc: step(
+                f"tuning: trial {i + 1}/{tune_trials} done (validation ROC AUC {auc:.3f})"
+            ),
+        )
+    step("training LightGBM and the baselines")
+    result = train_and_evaluate(frame, names, split, config.model, overrides)
+    held = split.rows(frame, "holdout")
+
+    name = config.mlflow.registered_model
+    tracking.use_tracking(config.mlflow)
+    step("scoring the current champion on the same rows")
+    champion, champion_scores = _rescore_champion(name, held)
+    evaluation = result.holdout
+    if champion_scores is not None:
+        extra = {"champion": champion_scores}
+        evaluation = evaluate_on_holdout(frame, names, split, evaluation.table["model"], extra)
+    model_auc = evaluation.metrics["model"].roc_auc
+    decision = decide(model_auc, champion, force_promote)
+
+    step("logging to MLflow")
+    with (
+        tempfile.TemporaryDirectory(prefix="churnmodel-train-") as tmp,
+        tracking.start_training_run(config) as run,
+    ):
+        scratch = Path(tmp)
+        _write_training_plots(result, evaluation, held, scratch / "plots")
+        bundle = save_bundle(
+            ModelBundle(result.classifier, features.matrix.specs, config, _training_facts(result)),
+            scratch / "bundle",
+        )
+        run.log_inputs(
+            config,
+            (features.tables.observed_from, features.tables.observed_until),
+            result.cutoffs,
+            features.matrix.specs,
+        )
+        run.log_results(
+            result.params,
+            evaluation.metrics,
+            {"validation_roc_auc": result.leakage.validation_auc},
+            evaluation.backtest,
+            scratch / "plots",
+        )
+        example = held[names].head(5)
+        model_uri = run.log_model(bundle, example, result.classifier.predict_proba(example)[:, 1])
+        version = tracking.register_version(model_uri, name)
+        tracking.set_alias(name, "challenger", version)
+        run.tag(
+            {
+                "churnmodel.version": version,
+                "churnmodel.leakage_suspected": str(result.leakage.suspected).lower(),
+                "churnmodel.leakage": result.leakage.message() or "none",
+                "churnmodel.promotion": decision.reason,
+            }
+        )
+        exported = None
+        if decision.promote:
+            tracking.set_alias(name, "champion", version)
+            exported = tracking.export_version(name, version, config.mlflow.export_dir)
+    return TrainingOutcome(
+        run.run_id, version, replace(result, holdout=evaluation), champion, decision, exported
+    )
+
+
+def _rescore_champion(
+    name: str, held: pd.DataFrame
+) -> tuple[Comparison, npt.NDArray[np.float64] | None]:
+    version = tracking.version_of_alias(name, "champion")
+    if version is None:
+        return Comparison(None, None), None
+    bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion")
+    try:
+        scores = bundle.predict(held)
+    except ModelError as exc:
+        return Comparison(version, None, str(exc)), None
+    return Comparison(version, evaluate_scores(held["label"], scores).roc_auc), scores
+
+
+def _write_training_plots(
+    result: TrainingResult, evaluation: HoldoutEvaluation, held: pd.DataFrame, out: Path
+) -> None:
+    table = evaluation.table
+    scorers = [c for c in table.columns if c not in ("customer_id", "cutoff", "label")]
+    write_evaluation_plots(table["label"], {s: table[s] for s in scorers}, out)
+    # TreeSHAP costs ~1000x a prediction: a seeded sample of holdout rows is enough to summarise.
+    sample = held[result.feature_names].sample(min(len(held), CONTRIBUTION_SAMPLE), random_state=0)
+    write_driver_plots(
+        result.classifier.importance(), result.classifier.contributions(sample), sample, out
+    )
+
+
+def _training_facts(result: TrainingResult) -> dict[str, object]:
+    """What the bundle remembers of its training run (cutoffs, parameters, holdout metrics)."""
+    split = result.split
+    return {
+        "cutoffs": {
+            part: [str(c.date()) for c in getattr(split, part)]
+            for part in ("train", "validation", "holdout")
+        },
+        "params": result.params,
+        "holdout_metrics": {k: m.as_dict() for k, m in result.holdout.metrics.items()},
+        "leakage": result.leakage.message() or None,
+    }
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    """A registered model re-measured on new data, next to freshly fitted baselines."""
+
+    run_id: str
+    model: str
+    evaluation: HoldoutEvaluation
+
+
+def evaluate(
+    config: RunConfig,
+    model: str = "models:/churnmodel@champion",
+    sources: Mapping[str, Source] | None = None,
+    progress: Progress | None = None,
+) -> EvaluationOutcome:
+    """Score the latest labelled cutoffs of the (new) data with an existing model.
+
+    The baselines are refitted on the earlier cutoffs of the same data, so
+    the comparison stays on equal terms; the result is logged as an MLflow
+    evaluation run.
+    """
+    step = progress or (lambda _: None)
+    tracking.use_tracking(config.mlflow)
+    bundle, label = tracking.load_model_bundle(model)
+    features = build_features(config, sources=sources, progress=step)
+    frame, names = features.matrix.frame, features.matrix.feature_names
+    split = split_cutoffs(
+        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
+    )
+    held = split.rows(frame, "holdout")
+    step(f"scoring {len(held):,} holdout rows with {label}")
+    evaluation = evaluate_on_holdout(frame, names, split, bundle.predict(held))
+    with tempfile.TemporaryDirectory(prefix="churnmodel-evaluate-") as tmp:
+        plots = Path(tmp)
+        table = evaluation.table
+        write_evaluation_plots(table["label"], {s: table[s] for s in evaluation.metrics}, plots)
+        run_id = tracking.log_evaluation_run(
+            config, label, evaluation.metrics, evaluation.backtest, plots
+        )
+    return EvaluationOutcome(run_id, label, evaluation)

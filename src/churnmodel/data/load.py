@@ -7,6 +7,7 @@ errors for bad timestamps and amounts than a CSV sniffer does.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import ibis
 import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql import SQLBackend
+from pandas.errors import Pandas4Warning
 
 from churnmodel.data.contract import CONTRACT
 from churnmodel.errors import DataContractError
@@ -46,7 +48,10 @@ def load_tables(
 def _open(con: SQLBackend, name: str, source: Source) -> ibis.Table:
     if isinstance(source, pd.DataFrame):
         # Through Arrow: exact string ids, tz-aware timestamps, no pandas inference.
-        return ibis.memtable(pa.Table.from_pandas(source, preserve_index=False))
+        with warnings.catch_warnings():
+            # pyarrow < 26 (capped by mlflow) reads pandas 3.1 columns via .values
+            warnings.filterwarnings("ignore", "Series.values returning an", Pandas4Warning)
+            return ibis.memtable(pa.Table.from_pandas(source, preserve_index=False))
     path = Path(source)
     if not path.exists():
         raise DataContractError(name, None, f"a readable file, but {path} does not exist")

@@ -11,6 +11,7 @@ reported), because their labels would come from the evaluation period.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -33,10 +34,10 @@ class CutoffSplit:
 
 
 def split_cutoffs(
-    cutoffs: list[pd.Timestamp], horizon_days: int, holdout: int = 1, validation: int = 1
+    cutoffs: Iterable[dt.date], horizon_days: int, holdout: int = 1, validation: int = 1
 ) -> CutoffSplit:
-    """Split sorted cutoffs so that no fitted label overlaps a later evaluation period."""
-    ordered = sorted(set(cutoffs))
+    """Split cutoffs so that no fitted label overlaps a later evaluation period."""
+    ordered = sorted({pd.Timestamp(c) for c in cutoffs})
     if holdout < 1 or validation < 1:
         raise CutoffError(
             f"holdout and validation need at least 1 cutoff, got {holdout}, {validation}"

@@ -1,0 +1,69 @@
+"""The MLflow model registry: versions, the champion/challenger aliases, and exports.
+
+The decision itself is `churnmodel.registry.promotion.decide`; this module
+only reads and moves aliases. An exported champion is an ordinary MLflow
+model folder under `models/` plus a `models/champion` pointer file, so a
+batch job can score without a tracking server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from churnmodel._io import atomic_directory, atomic_path
+from churnmodel.errors import ModelError
+from churnmodel.registry.bundle import CHAMPION_POINTER, ModelBundle, load_bundle, locate_bundle
+
+
+def register_version(model_uri: str, name: str) -> str:
+    """Register a logged model under `name`; returns the new version number."""
+    return str(mlflow.register_model(model_uri, name).version)
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` (challenger, champion) at `version`."""
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def version_of_alias(name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the model or alias does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_model_bundle(model: str) -> tuple[ModelBundle, str]:
+    """Load a model given as `models:/...`, `runs:/...` or a local folder; returns a label too.
+
+    Local folders may be a bundle, an MLflow model folder or an export folder
+    with a `champion` pointer; those never touch MLflow.
+    """
+    if not model.startswith(("models:/", "runs:/")):
+        return load_bundle(locate_bundle(Path(model))), str(Path(model))
+    with tempfile.TemporaryDirectory(prefix="churnmodel-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)
+        except MlflowException as exc:
+            raise ModelError(f"model {model}: not found in the registry ({exc.message})") from exc
+        return load_bundle(locate_bundle(Path(local))), model
+
+
+def export_version(name: str, version: str, export_dir: Path) -> Path:
+    """Copy a registered version to `export_dir/<name>-v<version>` and point `champion` at it."""
+    target = Path(export_dir) / f"{name}-v{version}"
+    with tempfile.TemporaryDirectory(prefix="churnmodel-export-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=tmp
+        )
+        with atomic_directory(target) as staging:
+            shutil.copytree(local, staging, dirs_exist_ok=True)
+    with atomic_path(Path(export_dir) / CHAMPION_POINTER) as pointer:
+        pointer.write_text(f"{target.name}\n")
+    return target

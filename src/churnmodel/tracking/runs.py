@@ -1,0 +1,185 @@
+"""MLflow runs: where tracking points, and what a training or evaluation run records.
+
+A training run records enough to answer, months later, "what was this model
+trained on and was it any good": the configuration, the data window, rows
+and churn rate per cutoff, parameters, every metric of the model and of the
+baselines on the same rows, the plots, the feature list with dtypes, and the
+model itself with a signature and an input example.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from churnmodel.config import MlflowConfig, RunConfig
+from churnmodel.features.catalog import FeatureSpec
+from churnmodel.model.evaluate import Metrics
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+MODEL_REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "pydantic", "mlflow")
+
+
+def tracking_uri(config: MlflowConfig) -> str:
+    """The config's URI, else MLFLOW_TRACKING_URI, else a sqlite file in the working directory.
+
+    Always explicit: left to itself MLflow may fall back to a `./mlruns`
+    file store, and runs would silently land somewhere else.
+    """
+    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def use_tracking(config: MlflowConfig) -> str:
+    """Point MLflow at the configured store and experiment; returns the experiment id.
+
+    With a sqlite store, a new experiment keeps its artifacts in `mlartifacts/`
+    beside the database file rather than in the working directory.
+    """
+    uri = tracking_uri(config)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    found = mlflow.get_experiment_by_name(config.experiment)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        location = (database.parent / "mlartifacts").as_uri()
+    return str(mlflow.create_experiment(config.experiment, artifact_location=location))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The active MLflow run of one training."""
+
+    run_id: str
+
+    def log_inputs(
+        self,
+        config: RunConfig,
+        observed: tuple[object, object],
+        cutoffs: pd.DataFrame,
+        specs: tuple[FeatureSpec, ...],
+    ) -> None:
+        """Config, data window, per-cutoff rows and churn rate, and the feature list."""
+        mlflow.log_params(_flatten(config.model_dump(mode="json")))
+        mlflow.log_params({"data.observed_from": observed[0], "data.observed_until": observed[1]})
+        mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+        _log_csv(cutoffs, "data/cutoffs.csv")
+        for part, rows in cutoffs.groupby("part"):
+            mlflow.log_metrics(
+                {
+                    f"rows_{part}": float(rows["rows"].sum()),
+                    f"customers_{part}": float(rows["customers"].sum()),
+                    f"churn_rate_{part}": float(
+                        (rows["churn_rate"] * rows["rows"]).sum() / rows["rows"].sum()
+                    ),
+                }
+            )
+        features = [{"name": s.name, "family": s.family, "dtype": s.dtype} for s in specs]
+        mlflow.log_dict({"features": features}, "features.json")
+        mlflow.log_param("feature_count", len(specs))
+
+    def log_results(
+        self,
+        params: Mapping[str, object],
+        metrics: Mapping[str, Metrics],
+        extra_metrics: Mapping[str, float],
+        backtest: pd.DataFrame,
+        plots: Path,
+    ) -> None:
+        """Model parameters, every scorer's metrics, the backtest table and the plots."""
+        mlflow.log_params({f"lightgbm.{k}": v for k, v in params.items()})
+        for scorer, values in metrics.items():
+            mlflow.log_metrics({f"{scorer}_{k}": v for k, v in values.as_dict().items()})
+        mlflow.log_metrics(dict(extra_metrics))
+        _log_csv(backtest, "evaluation/backtest.csv")
+        mlflow.log_artifacts(str(plots), "plots")
+
+    def log_model(self, bundle: Path, example: pd.DataFrame, probabilities: Any) -> str:
+        """The pyfunc model (code + plain bundle) with signature and input example.
+
+        The example is cast at the model boundary: pandas categories become
+        plain text (with None for missing), which signatures can describe.
+        """
+        example = _at_model_boundary(example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"bundle": str(bundle)},
+            signature=infer_signature(example, probabilities),
+            input_example=example,
+            pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in MODEL_REQUIREMENTS],
+        )
+        return str(info.model_uri)
+
+    def tag(self, tags: Mapping[str, object]) -> None:
+        """Set run tags (values become text)."""
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+@contextmanager
+def start_training_run(config: RunConfig, run_name: str | None = None) -> Iterator[TrainingRun]:
+    """An MLflow run in the configured experiment; failed runs are marked FAILED."""
+    experiment_id = use_tracking(config.mlflow)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tag("churnmodel.kind", "training")
+        yield TrainingRun(run.info.run_id)
+
+
+def log_evaluation_run(
+    config: RunConfig,
+    model: str,
+    metrics: Mapping[str, Metrics],
+    backtest: pd.DataFrame,
+    plots: Path,
+) -> str:
+    """Record a re-evaluation of an existing model on new data; returns the run id."""
+    experiment_id = use_tracking(config.mlflow)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {model}") as run:
+        mlflow.set_tags({"churnmodel.kind": "evaluation", "churnmodel.model": model})
+        mlflow.log_params(_flatten(config.model_dump(mode="json")))
+        for scorer, values in metrics.items():
+            mlflow.log_metrics({f"{scorer}_{k}": v for k, v in values.as_dict().items()})
+        _log_csv(backtest, "evaluation/backtest.csv")
+        mlflow.log_artifacts(str(plots), "plots")
+        return str(run.info.run_id)
+
+
+def _at_model_boundary(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    # object labels: mlflow compares the column index with a range, which
+    # pandas 3 deprecates for its Arrow-backed string index
+    out.columns = pd.Index(list(out.columns), dtype="object")
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype("object").where(out[column].notna(), None)
+    return out
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"label.horizon_days": "90", ...}; lists as JSON."""
+    flat: dict[str, str] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and item:
+            flat |= _flatten(item, f"{name}.")
+        else:
+            flat[name] = json.dumps(item) if isinstance(item, list | dict) else str(item)
+    return flat
+
+
+def _log_csv(frame: pd.DataFrame, artifact_file: str) -> None:
+    """A table artifact people can open (dates as YYYY-MM-DD)."""
+    mlflow.log_text(frame.to_csv(index=False, date_format="%Y-%m-%d"), artifact_file)
