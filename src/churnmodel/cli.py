@@ -221,12 +221,14 @@ def _metrics_table(metrics: dict[str, Metrics], title: str, champion: str = "") 
         "scorer",
         "ROC AUC",
         "PR AUC",
-        "lift@10%",
-        "capture@10%",
-        "capture@20%",
+        "lift@10",
+        "cap@10",
+        "cap@20",
         "Brier",
         "ECE",
         title=title,
+        caption="lift@10: churn rate in the top 10 % over the overall rate; cap@k: share of "
+        "churners in the top k %; ECE: expected calibration error",
     )
     for name, m in metrics.items():
         label = f"champion v{champion}" if name == "champion" else name

@@ -79,7 +79,7 @@ class ChurnClassifier:
         valid_labels: npt.ArrayLike,
     ) -> ChurnClassifier:
         """Train on earlier cutoffs, stop early and calibrate on the validation cutoff."""
-        train = lgb.Dataset(features, label=np.asarray(labels), free_raw_data=False)
+        train = lgb.Dataset(features, label=np.asarray(labels))
         valid = lgb.Dataset(valid_features, label=np.asarray(valid_labels), reference=train)
         booster = lgb.train(
             self.lightgbm_params(),
