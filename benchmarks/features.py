@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -23,11 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).parent
-DATA = HERE / "data"
-RESULTS = HERE / "results"
-# About 10 purchases and 50 events per customer, the ratio of the issue's 1M / 10M / 50M.
-SIM = {"purchase_rate": 0.025, "login_rate": 0.09, "feature_use_rate": 0.045}
+from benchmarks.common import DATA, SIM, header, peak_rss_gib, write_result
 
 
 def main() -> None:
@@ -77,14 +71,6 @@ def config_for(data: Path):
         name: str(data / f"{name}.parquet") for name in ("customers", "transactions", "events")
     }
     return RunConfig.model_validate({"data": tables})
-
-
-def peak_rss_gib() -> float:
-    """This process's own peak RSS (VmHWM; ru_maxrss would include the parent's)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def run_ibis(data: Path, cutoffs: list[dt.date]) -> dict[str, float | int]:
@@ -172,9 +158,7 @@ def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None
         for name in ("customers", "transactions", "events")
     }
     result: dict[str, object] = {
-        "benchmark": "features",
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
+        **header("features"),
         "input_rows": sizes,
         "cutoffs": [str(c) for c in cutoffs],
         "ibis_duckdb": child("ibis", args),
@@ -186,11 +170,7 @@ def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None
         result["pandas_reference"] = pandas_side
         result["speedup_vs_pandas"] = round(pandas_side["seconds"] / ibis_side["seconds"], 2)  # type: ignore[index]
         result["max_abs_difference"] = agreement(data)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"features-{args.customers}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out}", file=sys.stderr)
+    write_result(result, f"features-{args.customers}")
 
 
 if __name__ == "__main__":

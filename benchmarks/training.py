@@ -18,9 +18,7 @@ Results go to benchmarks/results/training-<customers>.json and are printed.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from benchmarks.features import DATA, RESULTS, SIM, peak_rss_gib
+from benchmarks.common import DATA, SIM, header, peak_rss_gib, write_result
 
 FEATURES = {"windows_days": [7, 14, 30, 60, 90, 180, 365], "trend_windows_days": [14, 30, 90]}
 CUTOFFS = {"every": "1mo", "first": "2024-04-01"}
@@ -151,9 +149,7 @@ def report(args: argparse.Namespace, path: Path) -> None:
     del frame
     ours, reference = child("churnmodel", args.customers), child("reference", args.customers)
     result = {
-        "benchmark": "training",
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
+        **header("training"),
         "customers": args.customers,
         "rows": rows,
         "features": len(names),
@@ -161,11 +157,7 @@ def report(args: argparse.Namespace, path: Path) -> None:
         "lightgbm_reference": reference,
         "time_ratio_vs_reference": round(ours["seconds"] / reference["seconds"], 2),  # type: ignore[operator]
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"training-{args.customers}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out}", file=sys.stderr)
+    write_result(result, f"training-{args.customers}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,7 @@ def test_memory_limit_must_look_like_a_size(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_train_then_evaluate_from_the_exported_folder(demo: Path, monkeypatch) -> None:
     monkeypatch.chdir(demo)  # the default sqlite store and models/ live in the working directory
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
     result = invoke("train", "--config", "churn.toml", "--tune", "2")
     assert result.exit_code == 0, result.output
     for scorer in ("model", "recency", "logistic"):

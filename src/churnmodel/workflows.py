@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,20 +145,15 @@ def train(
                 f"tuning: trial {i + 1}/{tune_trials} done (validation ROC AUC {auc:.3f})"
             ),
         )
-    step("training LightGBM and the baselines")
-    result = train_and_evaluate(frame, names, split, config.model, overrides)
     held = split.rows(frame, "holdout")
-
     name = config.mlflow.registered_model
     tracking.use_tracking(config.mlflow)
-    step("scoring the current champion on the same rows")
+    step("scoring the current champion on the holdout rows")
     champion, champion_scores = _rescore_champion(name, held)
-    evaluation = result.holdout
-    if champion_scores is not None:
-        extra = {"champion": champion_scores}
-        evaluation = evaluate_on_holdout(frame, names, split, evaluation.table["model"], extra)
-    model_auc = evaluation.metrics["model"].roc_auc
-    decision = decide(model_auc, champion, force_promote)
+    extra = {"champion": champion_scores} if champion_scores is not None else None
+    step("training LightGBM and the baselines")
+    result = train_and_evaluate(frame, names, split, config.model, overrides, extra)
+    decision = decide(result.holdout.metrics["model"].roc_auc, champion, force_promote)
 
     step("logging to MLflow")
     with (
@@ -166,7 +161,7 @@ def train(
         tracking.start_training_run(config) as run,
     ):
         scratch = Path(tmp)
-        _write_training_plots(result, evaluation, held, scratch / "plots")
+        _write_training_plots(result, held, scratch / "plots")
         bundle = save_bundle(
             ModelBundle(result.classifier, features.matrix.specs, config, _training_facts(result)),
             scratch / "bundle",
@@ -179,9 +174,9 @@ def train(
         )
         run.log_results(
             result.params,
-            evaluation.metrics,
+            result.holdout.metrics,
             {"validation_roc_auc": result.leakage.validation_auc},
-            evaluation.backtest,
+            result.holdout.backtest,
             scratch / "plots",
         )
         example = held[names].head(5)
@@ -194,15 +189,14 @@ def train(
                 "churnmodel.leakage_suspected": str(result.leakage.suspected).lower(),
                 "churnmodel.leakage": result.leakage.message() or "none",
                 "churnmodel.promotion": decision.reason,
+                "churnmodel.tune_trials": tune_trials,
             }
         )
         exported = None
         if decision.promote:
             tracking.set_alias(name, "champion", version)
             exported = tracking.export_version(name, version, config.mlflow.export_dir)
-    return TrainingOutcome(
-        run.run_id, version, replace(result, holdout=evaluation), champion, decision, exported
-    )
+    return TrainingOutcome(run.run_id, version, result, champion, decision, exported)
 
 
 def _rescore_champion(
@@ -211,20 +205,16 @@ def _rescore_champion(
     version = tracking.version_of_alias(name, "champion")
     if version is None:
         return Comparison(None, None), None
-    bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion")
     try:
+        bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion")
         scores = bundle.predict(held)
-    except ModelError as exc:
+    except ModelError as exc:  # e.g. its features were renamed since: not comparable
         return Comparison(version, None, str(exc)), None
     return Comparison(version, evaluate_scores(held["label"], scores).roc_auc), scores
 
 
-def _write_training_plots(
-    result: TrainingResult, evaluation: HoldoutEvaluation, held: pd.DataFrame, out: Path
-) -> None:
-    table = evaluation.table
-    scorers = [c for c in table.columns if c not in ("customer_id", "cutoff", "label")]
-    write_evaluation_plots(table["label"], {s: table[s] for s in scorers}, out)
+def _write_training_plots(result: TrainingResult, held: pd.DataFrame, out: Path) -> None:
+    write_evaluation_plots(result.holdout.table["label"], result.holdout.scores(), out)
     # TreeSHAP costs ~1000x a prediction: a seeded sample of holdout rows is enough to summarise.
     sample = held[result.feature_names].sample(min(len(held), CONTRIBUTION_SAMPLE), random_state=0)
     write_driver_plots(
@@ -280,8 +270,7 @@ def evaluate(
     evaluation = evaluate_on_holdout(frame, names, split, bundle.predict(held))
     with tempfile.TemporaryDirectory(prefix="churnmodel-evaluate-") as tmp:
         plots = Path(tmp)
-        table = evaluation.table
-        write_evaluation_plots(table["label"], {s: table[s] for s in evaluation.metrics}, plots)
+        write_evaluation_plots(evaluation.table["label"], evaluation.scores(), plots)
         run_id = tracking.log_evaluation_run(
             config, label, evaluation.metrics, evaluation.backtest, plots
         )

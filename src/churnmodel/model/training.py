@@ -65,6 +65,10 @@ class HoldoutEvaluation:
     metrics: dict[str, Metrics]  # scorer -> metrics on all holdout rows
     backtest: pd.DataFrame  # one row per holdout cutoff and scorer
 
+    def scores(self) -> dict[str, pd.Series]:
+        """Each scorer's probabilities, in holdout row order."""
+        return {name: self.table[name] for name in self.metrics}
+
 
 @dataclass(frozen=True)
 class TrainingResult:
@@ -92,8 +96,13 @@ def train_and_evaluate(
     split: CutoffSplit,
     config: ModelConfig,
     overrides: dict[str, object] | None = None,
+    extra: Mapping[str, npt.ArrayLike] | None = None,
 ) -> TrainingResult:
-    """Fit the model on the training cutoffs and compare it with the baselines on the holdout."""
+    """Fit the model on the training cutoffs and compare it with the baselines on the holdout.
+
+    `extra` scorers (e.g. the current champion's probabilities, in the row
+    order of ``split.rows(frame, "holdout")``) are measured alongside.
+    """
     train, valid, held = (split.rows(frame, p) for p in ("train", "validation", "holdout"))
     _require_both_classes(train, "training")
     _require_both_classes(valid, "validation")
@@ -114,7 +123,7 @@ def train_and_evaluate(
             "best_iteration": classifier.booster_.num_trees(),
             "calibration": classifier.calibration,
         },
-        holdout=evaluate_on_holdout(frame, feature_names, split, model_scores),
+        holdout=evaluate_on_holdout(frame, feature_names, split, model_scores, extra),
         cutoffs=cutoff_summary(frame, split),
         leakage=leakage,
     )

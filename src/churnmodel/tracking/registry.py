@@ -31,12 +31,22 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+"""Error codes MLflow uses for an unknown registered model and for an unknown alias."""
+
+
 def version_of_alias(name: str, alias: str) -> str | None:
-    """The version an alias points at, or None when the model or alias does not exist."""
+    """The version an alias points at, or None when the model or alias does not exist.
+
+    Any other failure (say, an unreachable server) is raised: treating it as
+    "no champion" would promote the challenger unchecked.
+    """
     try:
         return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            return None
+        raise
 
 
 def load_model_bundle(model: str) -> tuple[ModelBundle, str]:
