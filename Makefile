@@ -52,14 +52,19 @@ test-fast: $(STAMP) ## The quick loop: tests not marked slow
 	$(RUN) pytest -m "not slow" -x -q
 
 .PHONY: demo
-demo: $(STAMP) ## Simulate data, train and register a model in the local MLflow (sqlite:///mlflow.db)
+demo: $(STAMP) ## Simulate, train and register (local MLflow), score, write the outreach list
 	$(RUN) churnmodel simulate --customers 20000 --seed 42 --out $(DEMO_DATA)
 	$(RUN) churnmodel train --config churn.toml
+	$(RUN) churnmodel score --config churn.toml --out $(DEMO_OUT)
+	@echo
+	@echo "outreach list: $(DEMO_OUT)/outreach.csv (and .parquet); report: $(DEMO_OUT)/report.html"
+	@echo "MLflow UI:     $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (http://127.0.0.1:5000)"
 
 .PHONY: bench
-bench: $(STAMP) ## Feature (1M customers) and training (~1M rows) benchmarks -> benchmarks/results/
+bench: $(STAMP) ## Feature, training and scoring benchmarks -> benchmarks/results/
 	$(RUN) python -m benchmarks.features
 	$(RUN) python -m benchmarks.training
+	$(RUN) python -m benchmarks.scoring
 
 .PHONY: clean
 clean: ## Remove generated data, outputs and caches (keeps .venv)

@@ -16,6 +16,7 @@ from churnmodel.data.load import load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.engine import connect
 from churnmodel.features.matrix import build_feature_matrix
+from churnmodel.pointintime import Method
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,8 @@ def features_at(
     tables: Mapping[str, pd.DataFrame],
     pairs: list[tuple[str, dt.date]],
     config: FeatureConfig,
+    method: Method | None = None,
 ) -> pd.DataFrame:
     """The feature matrix for the given (customer, cutoff) rows, indexed by customer_id."""
-    matrix = build_feature_matrix(validated(con, tables), spine_of(pairs), config)
+    matrix = build_feature_matrix(validated(con, tables), spine_of(pairs), config, method)
     return matrix.frame.set_index("customer_id")

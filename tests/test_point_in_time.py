@@ -158,6 +158,21 @@ def test_eligibility_only_reads_history(
     pd.testing.assert_frame_equal(spines[0], spines[1])
 
 
+@settings(settings.get_profile("pit"))
+@given(
+    tx=transactions(PAST, FUTURE),
+    ev=events(PAST, FUTURE),
+    people=signups(PAST, FUTURE),
+)
+def test_direct_and_running_history_give_the_same_features(con: SQLBackend, tx, ev, people) -> None:
+    """The scoring plan (join + filtered aggregates) equals the training plan (running totals)."""
+    data = tables(tx, ev, people)
+    spine = [(c, d) for c in CUSTOMERS for d in (EARLIER, CUTOFF)]
+    direct = features_at(con, data, spine, CONFIG, method="direct")
+    running = features_at(con, data, spine, CONFIG, method="running")
+    pd.testing.assert_frame_equal(direct, running)
+
+
 def outside_label_window() -> st.SearchStrategy[int]:
     return st.one_of(offsets(PAST, 0), offsets(HORIZON * DAY, FUTURE))
 

@@ -26,18 +26,22 @@ from churnmodel.config import RunConfig, load_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
 from churnmodel.model.evaluate import Metrics
+from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
 from churnmodel.tracking.runs import tracking_uri
 from churnmodel.workflows import (
     FeatureRun,
+    ScoreRun,
     TrainingOutcome,
     build_features,
     evaluate,
+    score,
     train,
     write_features,
+    write_score_outputs,
 )
 
 app = typer.Typer(
-    help="Customer churn prediction: simulate data, build features, train, evaluate.",
+    help="Customer churn prediction: simulate, build features, train, evaluate, score, export.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -162,6 +166,13 @@ def _print_feature_summary(run: FeatureRun, config: RunConfig, path: Path) -> No
 
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a local folder "
+        "(e.g. models/, following its champion pointer); default: the registered champion."
+    ),
+]
 
 
 @app.command("train")
@@ -191,13 +202,7 @@ def train_command(
 @_friendly_errors
 def evaluate_command(
     config: ConfigOption = Path("churn.toml"),
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or an exported folder; "
-            "default: the registered champion."
-        ),
-    ] = None,
+    model: ModelOption = None,
 ) -> None:
     """Re-evaluate a trained model on the latest labelled cutoffs of the configured data."""
     run_config = load_config(config)
@@ -261,3 +266,95 @@ def _print_training_summary(outcome: TrainingOutcome, config: RunConfig) -> None
     if outcome.exported is not None:
         out.print(f"champion exported to [bold]{outcome.exported}[/]")
     out.print(f"browse runs: mlflow ui --backend-store-uri {tracking_uri(config.mlflow)}")
+
+
+@app.command("score")
+@_friendly_errors
+def score_command(
+    config: ConfigOption = Path("churn.toml"),
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Scoring date; default: the day after the last timestamp in the data.",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
+) -> None:
+    """Score every eligible customer and write the outreach list, not-scored list and report."""
+    run_config = load_config(config)
+    with console.status("starting") as status:
+        run = score(
+            run_config,
+            model,
+            as_of.date() if as_of else None,
+            progress=lambda msg: status.update(msg),
+        )
+        status.update(f"writing {out_dir}")
+        paths = write_score_outputs(run, out_dir)
+    _print_score_summary(run, paths)
+
+
+@app.command("export")
+@_friendly_errors
+def export_command(
+    source: Annotated[
+        Path, typer.Option("--from", help="The full list written by `score`.")
+    ] = Path("out/outreach.parquet"),
+    out_path: Annotated[
+        Path, typer.Option("--out", help="The shorter list, .csv or .parquet.")
+    ] = Path("out/outreach_top.csv"),
+    top: Annotated[int | None, typer.Option(min=1, help="Keep the first N rows.")] = None,
+    min_probability: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Keep churn_probability >= this.")
+    ] = None,
+    tier: Annotated[
+        list[str] | None, typer.Option(help="Keep these risk tiers (repeatable).")
+    ] = None,
+    segment: Annotated[
+        list[str] | None, typer.Option(help="Keep these segments (repeatable).")
+    ] = None,
+) -> None:
+    """Cut a shorter list (by value at risk) from the full outreach list."""
+    full = read_outreach(source)
+    selected = filter_outreach(full, top, min_probability, tier, segment)
+    write_list(selected, out_path)
+    value = selected["value_at_risk"].sum()
+    out.print(
+        f"{len(selected):,} of {len(full):,} customers (value at risk {value:,.2f}) "
+        f"-> [bold]{out_path}[/]"
+    )
+
+
+def _print_score_summary(run: ScoreRun, paths: dict[str, Path]) -> None:
+    outreach = run.outreach
+    tiers = Table(
+        "tier",
+        "customers",
+        "mean probability",
+        "value at risk",
+        "with reasons",
+        title=f"outreach list as of {run.scores.as_of}, model {run.model}",
+    )
+    for tier, rows in outreach.groupby("risk_tier", observed=False):
+        tiers.add_row(
+            str(tier),
+            f"{len(rows):,}",
+            f"{rows['churn_probability'].mean():.3f}" if len(rows) else "-",
+            f"{rows['value_at_risk'].sum():,.2f}",
+            f"{int(rows['has_reasons'].sum()):,}",
+        )
+    out.print(tiers)
+    counts = Table("customers", "count", title="every input customer accounted for")
+    for label, count in run.counts().items():
+        counts.add_row(label, f"{count:,}")
+    out.print(counts)
+    for feature, unseen in sorted(run.scores.unseen_categories.items()):
+        console.print(
+            f"[yellow]note:[/] {unseen:,} rows have a {feature} unseen in training "
+            "(scored as missing)"
+        )
+    for name, path in paths.items():
+        out.print(f"{name:<17} [bold]{path}[/]")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from churnmodel.errors import ConfigError
 
 TABLES = ("customers", "transactions", "events", "churn")
+Tier = Literal["high", "medium", "low"]
 
 
 class _Strict(BaseModel):
@@ -141,6 +142,52 @@ class ModelConfig(_Strict):
     leakage_auc: float = Field(0.98, gt=0.5, le=1)
 
 
+class ReasonRule(_Strict):
+    """How one feature becomes a sentence in the outreach list, and what to do about it.
+
+    `feature` is a regular expression matched against the whole feature name;
+    its named groups, the feature's `value`, `pct_down` (for ratios, how far
+    below 1 in %) and every feature of the customer can be used in `text`
+    (Python format syntax). A rule whose fields are missing for a customer is
+    skipped, so a more specific rule can come first. `below` restricts the
+    rule to values under a bound (e.g. tenure under 90 days).
+    """
+
+    feature: str
+    text: str
+    action: str
+    below: float | None = None
+
+
+def _high_tier_only() -> list[Tier]:
+    return ["high"]
+
+
+class OutreachConfig(_Strict):
+    """Risk tiers, segments and reasons of the outreach list."""
+
+    # "top_share": high/medium are shares of scored customers (highest
+    # probabilities first); "probability": they are probability thresholds
+    tiers: Literal["top_share", "probability"] = "top_share"
+    high: float = Field(0.05, gt=0, le=1)
+    medium: float = Field(0.20, gt=0, le=1)
+    # TreeSHAP costs ~1000x a prediction: reasons only for these tiers, at most this many rows
+    reason_tiers: list[Tier] = Field(default_factory=_high_tier_only)
+    max_reason_rows: int = Field(10_000, ge=0)
+    new_customer_days: int = Field(90, gt=0)
+    high_value_share: float = Field(0.2, gt=0, le=1)
+    # checked before the built-in rules; first applicable rule wins
+    reasons: list[ReasonRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered_tiers(self) -> OutreachConfig:
+        if self.tiers == "top_share" and self.high > self.medium:
+            raise ValueError(f"high ({self.high}) must not exceed medium ({self.medium}) as shares")
+        if self.tiers == "probability" and self.high < self.medium:
+            raise ValueError(f"high ({self.high}) must not be below medium ({self.medium})")
+        return self
+
+
 class MlflowConfig(_Strict):
     """Tracking and registry; `tracking_uri` falls back to MLFLOW_TRACKING_URI, then sqlite."""
 
@@ -153,13 +200,14 @@ class MlflowConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """One run of churnmodel: data, label, cutoffs, features, model, tracking."""
+    """One run of churnmodel: data, label, cutoffs, features, model, outreach, tracking."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     cutoffs: CutoffConfig = Field(default_factory=CutoffConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    outreach: OutreachConfig = Field(default_factory=OutreachConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

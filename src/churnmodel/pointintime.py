@@ -31,6 +31,7 @@ import pyarrow as pa
 EPOCH = ibis.date(1970, 1, 1)
 
 Reduction = Literal["sum", "max", "min"]
+Method = Literal["running", "direct"]
 
 
 def day_number(value: ir.Value) -> ir.IntegerValue:
@@ -103,7 +104,7 @@ def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
     )
 
 
-def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
+def history(spine: ibis.Table, *lookups: Lookup, method: Method = "running") -> ibis.Table:
     """Every spine row (all its columns) with each lookup's aggregates over their windows.
 
     Each daily table has columns customer_id, day (day number) and the
@@ -119,6 +120,12 @@ def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
     column, where a RANGE frame per window would need one aggregate per
     window. Sums run in DECIMAL so that an empty window is exactly 0, not a
     rounding residue.
+
+    ``method="direct"`` gives the same result by joining the daily rows to
+    each spine row and aggregating with ``day < cutoff_day - edge`` filters:
+    no sort, but every daily row is repeated once per cutoff of its
+    customer. It is the cheaper plan for one cutoff (batch scoring); the
+    running totals win as soon as there are several.
     """
     for lookup in lookups:
         _check(lookup)
@@ -137,36 +144,16 @@ def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
     # Probe rows carry only (customer, day, edge): narrow rows sort faster and
     # take less memory; the spine's other columns are joined back at the end.
     keyed = spine.select("customer_id", cutoff_day=day_number(spine.cutoff)).distinct()
-    probes = [
-        keyed.select(
-            "customer_id",
-            day=keyed.cutoff_day - edge,
-            edge=ibis.literal(edge, "int32"),
-            **nothing,
-        )
-        for edge in edges
-    ]
     rows = [
         lookup.daily.select(
             "customer_id", "day", edge=ibis.null("int32"), **{**nothing, **_measures(lookup)}
         )
         for lookup in lookups
     ]
-    stacked = ibis.union(*probes, *rows)
-    # Probes (edge not null) sort before the daily rows of their own day.
-    probes_first = ibis.window(
-        group_by="customer_id", order_by=["day", stacked.edge.isnull()], rows=(None, 0)
-    )
-    totals = sorted({(c, how) for c, how, _ in looked_up})
-    running = stacked.mutate(
-        **{_key(c, how): _running(stacked[c], how).over(probes_first) for c, how in totals}
-    ).filter(lambda t: t.edge.notnull())
-    at_edges = running.group_by("customer_id", cutoff_day=running.day + running.edge).aggregate(
-        **{
-            _key(c, how, e): running[_key(c, how)].max(where=running.edge == e)
-            for c, how, e in looked_up
-        }
-    )
+    if method == "direct":
+        at_edges = _direct(keyed, ibis.union(*rows), looked_up)
+    else:
+        at_edges = _running_at_edges(keyed, rows, looked_up, edges, nothing)
     joined = spine.mutate(cutoff_day=day_number(spine.cutoff)).left_join(
         at_edges, ["customer_id", "cutoff_day"]
     )
@@ -179,6 +166,55 @@ def history(spine: ibis.Table, *lookups: Lookup) -> ibis.Table:
             for lookup in lookups
             for name, agg in lookup.aggregates.items()
         },
+    )
+
+
+def _running_at_edges(
+    keyed: ibis.Table,
+    rows: list[ibis.Table],
+    looked_up: list[tuple[str, Reduction, int]],
+    edges: list[int],
+    nothing: Mapping[str, ir.Value],
+) -> ibis.Table:
+    """Running totals read at probe rows stacked under the daily rows (see `history`)."""
+    probes = [
+        keyed.select(
+            "customer_id",
+            day=keyed.cutoff_day - edge,
+            edge=ibis.literal(edge, "int32"),
+            **nothing,
+        )
+        for edge in edges
+    ]
+    stacked = ibis.union(*probes, *rows)
+    # Probes (edge not null) sort before the daily rows of their own day.
+    probes_first = ibis.window(
+        group_by="customer_id", order_by=["day", stacked.edge.isnull()], rows=(None, 0)
+    )
+    totals = sorted({(c, how) for c, how, _ in looked_up})
+    running = stacked.mutate(
+        **{_key(c, how): _running(stacked[c], how).over(probes_first) for c, how in totals}
+    ).filter(lambda t: t.edge.notnull())
+    return running.group_by("customer_id", cutoff_day=running.day + running.edge).aggregate(
+        **{
+            _key(c, how, e): running[_key(c, how)].max(where=running.edge == e)
+            for c, how, e in looked_up
+        }
+    )
+
+
+def _direct(
+    keyed: ibis.Table, rows: ibis.Table, looked_up: list[tuple[str, Reduction, int]]
+) -> ibis.Table:
+    """The same values as `_running_at_edges`, by filtered aggregates over joined rows."""
+    latest = max(-e for _, _, e in looked_up)  # the furthest day any edge reads
+    pairs = keyed.inner_join(rows, "customer_id")
+    pairs = pairs.filter(pairs.day < pairs.cutoff_day + latest)
+    return pairs.group_by("customer_id", "cutoff_day").aggregate(
+        **{
+            _key(c, how, e): _running(pairs[c], how, where=pairs.day < pairs.cutoff_day - e)
+            for c, how, e in looked_up
+        }
     )
 
 
@@ -202,8 +238,8 @@ def _summable(column: ir.Value) -> ir.Value:
     return column.cast("decimal(38, 9)") if column.type().is_floating() else column
 
 
-def _running(column: ir.Value, how: Reduction) -> ir.Value:
-    return {"sum": column.sum, "max": column.max, "min": column.min}[how]()
+def _running(column: ir.Value, how: Reduction, where: ir.BooleanValue | None = None) -> ir.Value:
+    return {"sum": column.sum, "max": column.max, "min": column.min}[how](where=where)
 
 
 def _key(column: str, how: str, edge: int | None = None) -> str:

@@ -20,7 +20,7 @@ from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.engine import connect
-from churnmodel.errors import ConfigError, ModelError
+from churnmodel.errors import ConfigError, CutoffError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.model.evaluate import evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
@@ -32,8 +32,11 @@ from churnmodel.model.training import (
     train_and_evaluate,
 )
 from churnmodel.model.tuning import tune
+from churnmodel.outreach import build_outreach, write_outreach
+from churnmodel.outreach.report import render_report
 from churnmodel.registry.bundle import ModelBundle, save_bundle
 from churnmodel.registry.promotion import Comparison, Decision, decide
+from churnmodel.scoring import Scores, check_compatible, default_as_of, score_customers
 from churnmodel.timeline import build_spine, training_cutoffs
 
 Progress = Callable[[str], None]
@@ -275,3 +278,65 @@ def evaluate(
             config, label, evaluation.metrics, evaluation.backtest, plots
         )
     return EvaluationOutcome(run_id, label, evaluation)
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """A scoring run: the scores, the outreach list built from them, and the model used."""
+
+    scores: Scores
+    outreach: pd.DataFrame
+    model: str
+
+    def counts(self) -> dict[str, int]:
+        """Scored and not-scored customers by reason; they add up to `input customers`."""
+        reasons = self.scores.not_scored["reason"].value_counts().sort_index()
+        return {
+            "input customers": self.scores.input_customers,
+            "scored": len(self.outreach),
+            **{f"not scored: {reason}": int(n) for reason, n in reasons.items()},
+        }
+
+
+def score(
+    config: RunConfig,
+    model: str | None = None,
+    as_of: dt.date | None = None,
+    sources: Mapping[str, Source] | None = None,
+    progress: Progress | None = None,
+) -> ScoreRun:
+    """Score every customer eligible at `as_of` and build the outreach list.
+
+    `model` defaults to the registered champion. The config's feature and
+    label settings must match the model's (checked before any work).
+    """
+    step = progress or (lambda _: None)
+    model = model or f"models:/{config.mlflow.registered_model}@champion"
+    step(f"loading {model}")
+    if model.startswith(("models:/", "runs:/")):
+        tracking.use_tracking(config.mlflow)
+    bundle, label = tracking.load_model_bundle(model)
+    check_compatible(bundle, config)
+    step("validating tables")
+    tables = load_data(config, sources)
+    as_of = as_of or default_as_of(tables)
+    step(f"computing features and scores as of {as_of}")
+    scores = score_customers(tables, bundle, as_of)
+    if scores.frame.empty:
+        reasons = scores.not_scored["reason"].value_counts().sort_index()
+        raise CutoffError(
+            f"no customer is eligible at {as_of}, so nothing was scored; of "
+            f"{scores.input_customers:,} input customers: "
+            + "; ".join(f"{n:,} {reason}" for reason, n in reasons.items())
+        )
+    step("ranking and explaining the riskiest customers")
+    outreach = build_outreach(scores, bundle, config.outreach, label)
+    return ScoreRun(scores, outreach, label)
+
+
+def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:
+    """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically."""
+    report = render_report(
+        run.outreach, run.scores.not_scored, run.model, run.scores.unseen_categories
+    )
+    return write_outreach(run.outreach, run.scores.not_scored, report, out_dir)

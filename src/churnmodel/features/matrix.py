@@ -17,14 +17,14 @@ import pandas as pd
 
 from churnmodel.config import FeatureConfig
 from churnmodel.data.validate import ValidatedTables
-from churnmodel.engine import collect
+from churnmodel.engine import collect, scalar
 from churnmodel.errors import ConfigError
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
 from churnmodel.features.engagement import engagement_family
 from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
-from churnmodel.pointintime import history
+from churnmodel.pointintime import Method, history
 
 KEYS = ["customer_id", "cutoff"]
 
@@ -64,6 +64,7 @@ def feature_table(
     spine: ibis.Table,
     families: list[FeatureFamily],
     materialize: Callable[[ibis.Table], ibis.Table] = lambda table: table,
+    method: Method = "running",
 ) -> tuple[ibis.Table, tuple[FeatureSpec, ...]]:
     """One history pass per family, then each family's features, keyed like the spine.
 
@@ -78,7 +79,7 @@ def feature_table(
         if family.lookup is not None:
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            found = materialize(history(spine, family.lookup))
+            found = materialize(history(spine, family.lookup, method=method))
             looked_up = [c for c in found.columns if c not in spine.columns]
             table = table.left_join(found, KEYS).select(*table.columns, *looked_up)
         table, features = family.finish(table)
@@ -94,20 +95,28 @@ def feature_table(
 
 
 def build_feature_matrix(
-    tables: ValidatedTables, spine: ibis.Table, config: FeatureConfig
+    tables: ValidatedTables,
+    spine: ibis.Table,
+    config: FeatureConfig,
+    method: Method | None = None,
 ) -> FeatureMatrix:
     """Compute all features for every spine row and collect them as pandas.
 
     The spine is materialised first: every family reads it, and it is itself
     a history pass (eligibility, labels) that should run once, not per family.
+    `method` picks the `history` plan; by default "direct" for a single
+    cutoff (batch scoring) and "running" otherwise.
     """
     with ExitStack() as cached:
 
         def materialize(table: ibis.Table) -> ibis.Table:
             return cached.enter_context(table.cache())
 
+        spine = materialize(spine)
+        if method is None:
+            method = "direct" if scalar(spine.cutoff.nunique()) <= 1 else "running"
         families = feature_families(tables, config)
-        table, specs = feature_table(materialize(spine), families, materialize)
+        table, specs = feature_table(spine, families, materialize, method)
         frame = collect(table)
     return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
 

@@ -68,6 +68,12 @@ class ModelBundle:
                 out[spec.name] = column.astype("float64")
         return out
 
+    def categories(self) -> dict[str, list[object]]:
+        """The values each categorical feature had in training (LightGBM's own record)."""
+        names = [s.name for s in self.specs if s.dtype == "category"]
+        stored = self.classifier.booster_.pandas_categorical or []
+        return dict(zip(names, stored, strict=True))
+
     def predict(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Calibrated churn probabilities, one per row."""
         return self.classifier.predict_proba(self.prepare(features))[:, 1]

@@ -56,13 +56,29 @@ def load_model_bundle(model: str) -> tuple[ModelBundle, str]:
     with a `champion` pointer; those never touch MLflow.
     """
     if not model.startswith(("models:/", "runs:/")):
-        return load_bundle(locate_bundle(Path(model))), str(Path(model))
+        return load_bundle(locate_bundle(Path(model))), _local_label(Path(model))
     with tempfile.TemporaryDirectory(prefix="churnmodel-model-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)
         except MlflowException as exc:
             raise ModelError(f"model {model}: not found in the registry ({exc.message})") from exc
-        return load_bundle(locate_bundle(Path(local))), model
+        return load_bundle(locate_bundle(Path(local))), _registry_label(model)
+
+
+def _registry_label(model: str) -> str:
+    """`models:/churnmodel@champion` -> `churnmodel v3 (champion)`; other URIs as given."""
+    name, _, alias = model.removeprefix("models:/").partition("@")
+    if model.startswith("models:/") and alias:
+        version = version_of_alias(name, alias)
+        return f"{name} v{version} ({alias})" if version else model
+    return model
+
+
+def _local_label(path: Path) -> str:
+    """The exported folder a local model resolves to, e.g. `models/churnmodel-v3`."""
+    bundle = locate_bundle(path)
+    folder = bundle.parent.parent if bundle.parent.name == "artifacts" else bundle
+    return str(folder)
 
 
 def export_version(name: str, version: str, export_dir: Path) -> Path:

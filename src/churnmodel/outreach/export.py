@@ -1,0 +1,79 @@
+"""Writing the outreach files atomically, and cutting shorter lists from the full one.
+
+Every file is written beside its final name and renamed into place, so a
+killed job leaves the previous file (or none), never half of one. The data
+files carry no timestamps: the same scores give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from churnmodel._io import atomic_path, write_parquet
+from churnmodel.errors import ConfigError
+
+OUTPUTS = ("outreach.parquet", "outreach.csv", "not_scored.csv", "report.html")
+
+
+def write_outreach(
+    outreach: pd.DataFrame, not_scored: pd.DataFrame, report: str, out_dir: Path
+) -> dict[str, Path]:
+    """Write the full list (parquet, csv), the customers not scored and the report."""
+    out_dir = Path(out_dir)
+    paths = {name: out_dir / name for name in OUTPUTS}
+    write_parquet(outreach, paths["outreach.parquet"])
+    write_csv(outreach, paths["outreach.csv"])
+    write_csv(not_scored, paths["not_scored.csv"])
+    with atomic_path(paths["report.html"]) as tmp:
+        tmp.write_text(report, encoding="utf-8")
+    return paths
+
+
+def write_csv(frame: pd.DataFrame, target: Path) -> Path:
+    """CSV a spreadsheet opens cleanly: UTF-8 with BOM, ISO dates, plain decimals."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+    return target
+
+
+def read_outreach(path: Path) -> pd.DataFrame:
+    """The full list written by `churnmodel score` (parquet or csv)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"outreach list {path} does not exist; run `churnmodel score` first")
+    if path.suffix == ".csv":
+        return pd.read_csv(path, encoding="utf-8-sig", dtype={"customer_id": str})
+    return pd.read_parquet(path)
+
+
+def filter_outreach(
+    outreach: pd.DataFrame,
+    top: int | None = None,
+    min_probability: float | None = None,
+    tiers: list[str] | None = None,
+    segments: list[str] | None = None,
+) -> pd.DataFrame:
+    """Rows matching every filter, in list order (by value at risk); `top` applies last."""
+    keep = pd.Series(True, index=outreach.index)
+    if min_probability is not None:
+        keep &= outreach["churn_probability"] >= min_probability
+    if tiers:
+        keep &= outreach["risk_tier"].astype(str).isin(tiers)
+    if segments:
+        keep &= outreach["segment"].astype(str).isin(segments)
+    selected = outreach[keep]
+    return selected.head(top) if top is not None else selected
+
+
+def write_list(frame: pd.DataFrame, target: Path) -> Path:
+    """A shorter list as csv or parquet, chosen by the file's suffix."""
+    target = Path(target)
+    if target.suffix == ".parquet":
+        write_parquet(frame, target)
+    elif target.suffix == ".csv":
+        write_csv(frame, target)
+    else:
+        raise ConfigError(f"--out {target}: expected a .csv or .parquet file name")
+    return target

@@ -1,0 +1,149 @@
+"""A self-contained HTML report of one scoring run, for people who would rather look.
+
+One file with inline CSS and inline PNG charts (no scripts, no links), so it
+can be mailed or dropped on a share. It holds no timestamp of its own, so
+scoring the same data twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from churnmodel.outreach.build import TIERS
+
+TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
+TOP_ROWS = 25
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; } .charts img { max-width: 540px; }
+"""
+
+
+def render_report(
+    outreach: pd.DataFrame, not_scored: pd.DataFrame, model: str, unseen: dict[str, int]
+) -> str:
+    """The report as one HTML string."""
+    as_of = f"{outreach['as_of'].iloc[0]:%Y-%m-%d}" if len(outreach) else "-"
+    with_reasons = int(outreach["has_reasons"].sum())
+    counts = _counts(outreach, not_scored)
+    parts = [
+        f"<h1>Churn outreach list, {html.escape(as_of)}</h1>",
+        f'<p class="sub">model {html.escape(model)}; {len(outreach):,} customers scored; '
+        f"reasons for the {with_reasons:,} highest-value rows of the reason tiers "
+        "(column has_reasons)</p>",
+        "<h2>Customers</h2>",
+        _table(counts),
+        "<h2>Risk tiers</h2>",
+        _table(_tier_summary(outreach)),
+        '<div class="charts">',
+        _image(_risk_distribution(outreach)),
+        _image(_value_by_segment(outreach)),
+        _image(_top_reasons(outreach)),
+        "</div>",
+        f"<h2>Top {TOP_ROWS} by value at risk</h2>",
+        _table(_top(outreach)),
+    ]
+    if unseen:
+        listed = ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unseen.items()))
+        parts.append(f"<p>Values unseen in training, scored as missing: {html.escape(listed)}</p>")
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Churn outreach {html.escape(as_of)}</title><style>{STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _counts(outreach: pd.DataFrame, not_scored: pd.DataFrame) -> pd.DataFrame:
+    rows = [("scored", len(outreach))]
+    rows += [
+        (f"not scored: {reason}", int(n))
+        for reason, n in not_scored["reason"].value_counts().sort_index().items()
+    ]
+    rows.append(("input customers", len(outreach) + len(not_scored)))
+    return pd.DataFrame(rows, columns=["customers", "count"])
+
+
+def _tier_summary(outreach: pd.DataFrame) -> pd.DataFrame:
+    grouped = outreach.groupby("risk_tier", observed=False).agg(
+        customers=("customer_id", "size"),
+        mean_probability=("churn_probability", "mean"),
+        value_12m=("value_12m", "sum"),
+        value_at_risk=("value_at_risk", "sum"),
+    )
+    return grouped.reindex(list(TIERS)).reset_index().round(3)
+
+
+def _top(outreach: pd.DataFrame) -> pd.DataFrame:
+    columns = [
+        "customer_id",
+        "churn_probability",
+        "risk_tier",
+        "value_at_risk",
+        "segment",
+        "reason_1",
+        "action",
+    ]
+    return outreach[columns].head(TOP_ROWS).round({"churn_probability": 3})
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """An HTML table; text columns left-aligned (pandas escapes the values)."""
+    text = [c for c in frame.columns if frame[c].dtype == object or frame[c].dtype == "str"]
+    table = frame.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:,.3f}")
+    for column in text:
+        table = table.replace(f"<th>{column}</th>", f'<th class="text">{column}</th>')
+    return table
+
+
+def _image(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="chart" src="data:image/png;base64,{data}">'
+
+
+def _risk_distribution(outreach: pd.DataFrame) -> Figure:
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    bins = [i / 20 for i in range(21)]
+    stacked = [outreach.loc[outreach["risk_tier"] == t, "churn_probability"] for t in TIERS]
+    axes.hist(
+        stacked, bins=bins, stacked=True, label=list(TIERS), color=[TIER_COLORS[t] for t in TIERS]
+    )
+    axes.set(
+        title="Risk distribution", xlabel="churn probability", ylabel="customers", yscale="log"
+    )
+    axes.legend(title="tier")
+    return figure
+
+
+def _value_by_segment(outreach: pd.DataFrame) -> Figure:
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    by_segment = outreach.groupby("segment", observed=False)["value_at_risk"].sum()
+    axes.barh(by_segment.index.astype(str), by_segment.to_numpy(), color="#1f77b4")
+    axes.set(title="Value at risk by segment", xlabel="sum of value at risk")
+    return figure
+
+
+def _top_reasons(outreach: pd.DataFrame) -> Figure:
+    """Leading reasons, grouped by their wording with the customer's numbers blanked out."""
+    figure = Figure(figsize=(7, 4))
+    axes = figure.add_subplot()
+    leading = outreach.loc[outreach["has_reasons"], "reason_1"]
+    kinds = leading[leading != ""].map(lambda text: re.sub(r"\d[\d,.]*", "#", text))
+    top = kinds.value_counts().head(10).sort_values(kind="stable")
+    axes.barh([label[:60] for label in top.index], top.to_numpy(), color="#9467bd")
+    axes.set(title="Top leading reasons", xlabel="customers")
+    return figure
