@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import platform
 import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +42,11 @@ def write_result(result: dict[str, object], name: str) -> Path:
     print(json.dumps(result, indent=2))
     print(f"written to {out}", file=sys.stderr)
     return out
+
+
+def run_part(module: str, part: str, *args: str) -> dict[str, object]:
+    """Run one side of a benchmark in its own process; it prints its result as JSON last."""
+    command = [sys.executable, "-m", module, "--part", part, *args]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DATA, SIM, header, peak_rss_gib, write_result
+from benchmarks.common import DATA, SIM, header, peak_rss_gib, run_part, write_result
 
 
 def main() -> None:
@@ -134,20 +133,8 @@ def agreement(data: Path) -> float:
     return worst
 
 
-def child(part: str, args: argparse.Namespace) -> dict[str, float | int]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.features",
-        "--part",
-        part,
-        "--customers",
-        str(args.customers),
-        "--cutoffs",
-        str(args.cutoffs),
-    ]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def sizes_args(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("--customers", str(args.customers), "--cutoffs", str(args.cutoffs))
 
 
 def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None:
@@ -161,12 +148,12 @@ def report(args: argparse.Namespace, data: Path, cutoffs: list[dt.date]) -> None
         **header("features"),
         "input_rows": sizes,
         "cutoffs": [str(c) for c in cutoffs],
-        "ibis_duckdb": child("ibis", args),
+        "ibis_duckdb": run_part("benchmarks.features", "ibis", *sizes_args(args)),
     }
     ibis_side = result["ibis_duckdb"]
     ibis_side["rows_per_second"] = round(ibis_side["rows"] / ibis_side["seconds"])  # type: ignore[index]
     if not args.skip_reference:
-        pandas_side = child("pandas", args)
+        pandas_side = run_part("benchmarks.features", "pandas", *sizes_args(args))
         result["pandas_reference"] = pandas_side
         result["speedup_vs_pandas"] = round(pandas_side["seconds"] / ibis_side["seconds"], 2)  # type: ignore[index]
         result["max_abs_difference"] = agreement(data)

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DATA, header, peak_rss_gib, write_result
+from benchmarks.common import DATA, header, peak_rss_gib, run_part, write_result
 from benchmarks.features import config_for, ensure_data
 
 TRAIN_CUSTOMERS = 50_000
@@ -73,11 +71,10 @@ def ensure_model() -> Path:
 
 
 def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
-    from churnmodel.outreach import build_outreach, write_outreach
-    from churnmodel.outreach.report import render_report
+    from churnmodel.outreach import build_outreach
     from churnmodel.registry.bundle import load_bundle
     from churnmodel.scoring import default_as_of, score_customers
-    from churnmodel.workflows import load_data
+    from churnmodel.workflows import ScoreRun, load_data, write_score_outputs
 
     config = config_for(data)
     phases: dict[str, float] = {}
@@ -96,8 +93,7 @@ def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
     lap("features_and_predict")
     outreach = build_outreach(scores, bundle, config.outreach, "benchmark")
     lap("outreach_and_reasons")
-    report = render_report(outreach, scores.not_scored, "benchmark", scores.unseen_categories)
-    write_outreach(outreach, scores.not_scored, report, data / "scoring-out")
+    write_score_outputs(ScoreRun(scores, outreach, "benchmark"), data / "scoring-out")
     lap("write_files")
     seconds = time.perf_counter() - started
     scores.frame[["customer_id", "churn_probability"]].to_parquet(data / "scoring-ours.parquet")
@@ -139,17 +135,10 @@ def run_reference(data: Path, bundle_dir: Path, customers: int) -> dict[str, obj
     }
 
 
-def child(part: str, customers: int) -> dict[str, object]:
-    command = [sys.executable, "-m", "benchmarks.scoring", "--part", part]
-    done = subprocess.run(
-        [*command, "--customers", str(customers)], check=True, capture_output=True, text=True
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def report(args: argparse.Namespace, data: Path) -> None:
-    ours = child("churnmodel", args.customers)
-    reference = child("reference", args.customers)
+    size = ("--customers", str(args.customers))
+    ours = run_part("benchmarks.scoring", "churnmodel", *size)
+    reference = run_part("benchmarks.scoring", "reference", *size)
     result = {
         **header("scoring"),
         "customers": args.customers,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from benchmarks.common import DATA, SIM, header, peak_rss_gib, write_result
+from benchmarks.common import DATA, SIM, header, peak_rss_gib, run_part, write_result
 
 FEATURES = {"windows_days": [7, 14, 30, 60, 90, 180, 365], "trend_windows_days": [14, 30, 90]}
 CUTOFFS = {"every": "1mo", "first": "2024-04-01"}
@@ -136,18 +135,13 @@ def run_reference(path: Path) -> dict[str, object]:
     }
 
 
-def child(part: str, customers: int) -> dict[str, object]:
-    command = [sys.executable, "-m", "benchmarks.training", "--part", part]
-    command += ["--customers", str(customers)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def report(args: argparse.Namespace, path: Path) -> None:
     frame, names, split = load(path)
     rows = {part: len(split.rows(frame, part)) for part in ("train", "validation", "holdout")}
     del frame
-    ours, reference = child("churnmodel", args.customers), child("reference", args.customers)
+    size = ("--customers", str(args.customers))
+    ours = run_part("benchmarks.training", "churnmodel", *size)
+    reference = run_part("benchmarks.training", "reference", *size)
     result = {
         **header("training"),
         "customers": args.customers,

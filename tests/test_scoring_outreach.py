@@ -131,6 +131,9 @@ def test_export_cuts_a_shorter_list_in_the_same_order(scored) -> None:
     got = pd.read_csv(short, encoding="utf-8-sig", dtype={"customer_id": str})
     assert got["customer_id"].tolist() == expected["customer_id"].tolist()
     assert f"{len(expected):,} of {len(full):,} customers" in result.output
+    typo = invoke("export", *args, "--tier", "hihg")
+    assert typo.exit_code == 2
+    assert "--tier: unknown ['hihg']; expected some of high, medium, low" in typo.output
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,11 @@ class Scores:
         """Every distinct customer id in the input tables."""
         return len(self.frame) + len(self.not_scored)
 
+    def not_scored_counts(self) -> dict[str, int]:
+        """Customers not scored, per reason (alphabetical)."""
+        counts = self.not_scored["reason"].value_counts().sort_index()
+        return {str(reason): int(n) for reason, n in counts.items()}
+
 
 def default_as_of(tables: ValidatedTables) -> dt.date:
     """The day after the last timestamp in the data."""

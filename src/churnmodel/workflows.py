@@ -290,11 +290,10 @@ class ScoreRun:
 
     def counts(self) -> dict[str, int]:
         """Scored and not-scored customers by reason; they add up to `input customers`."""
-        reasons = self.scores.not_scored["reason"].value_counts().sort_index()
         return {
             "input customers": self.scores.input_customers,
             "scored": len(self.outreach),
-            **{f"not scored: {reason}": int(n) for reason, n in reasons.items()},
+            **{f"not scored: {r}": n for r, n in self.scores.not_scored_counts().items()},
         }
 
 
@@ -323,11 +322,10 @@ def score(
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
-        reasons = scores.not_scored["reason"].value_counts().sort_index()
         raise CutoffError(
             f"no customer is eligible at {as_of}, so nothing was scored; of "
             f"{scores.input_customers:,} input customers: "
-            + "; ".join(f"{n:,} {reason}" for reason, n in reasons.items())
+            + "; ".join(f"{n:,} {r}" for r, n in scores.not_scored_counts().items())
         )
     step("ranking and explaining the riskiest customers")
     outreach = build_outreach(scores, bundle, config.outreach, label)
@@ -336,7 +334,5 @@ def score(
 
 def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:
     """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically."""
-    report = render_report(
-        run.outreach, run.scores.not_scored, run.model, run.scores.unseen_categories
-    )
+    report = render_report(run.outreach, run.counts(), run.model, run.scores.unseen_categories)
     return write_outreach(run.outreach, run.scores.not_scored, report, out_dir)

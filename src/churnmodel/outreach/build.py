@@ -30,6 +30,7 @@ from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import Scores
 
 TIERS = ("high", "medium", "low")
+SEGMENTS = ("new", "high-value", "at-risk", "regular")
 REASONS = 3
 COLUMNS = [
     "customer_id",
@@ -158,8 +159,8 @@ def segments(frame: pd.DataFrame, out: pd.DataFrame, config: OutreachConfig) -> 
     top = values >= np.quantile(values, 1 - config.high_value_share) if len(values) else values
     high_value = top & (values > 0)
     at_risk = (out["risk_tier"] == "high").to_numpy()
-    labels = np.select([new, high_value, at_risk], ["new", "high-value", "at-risk"], "regular")
-    return pd.Categorical(labels, categories=["new", "high-value", "at-risk", "regular"])
+    labels = np.select([new, high_value, at_risk], list(SEGMENTS[:3]), SEGMENTS[3])
+    return pd.Categorical(labels, categories=list(SEGMENTS))
 
 
 def reason_rows(ranked: pd.DataFrame, config: OutreachConfig) -> pd.Index:

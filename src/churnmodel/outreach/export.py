@@ -13,6 +13,7 @@ import pandas as pd
 
 from churnmodel._io import atomic_path, write_parquet
 from churnmodel.errors import ConfigError
+from churnmodel.outreach.build import SEGMENTS, TIERS
 
 OUTPUTS = ("outreach.parquet", "outreach.csv", "not_scored.csv", "report.html")
 
@@ -56,6 +57,8 @@ def filter_outreach(
     segments: list[str] | None = None,
 ) -> pd.DataFrame:
     """Rows matching every filter, in list order (by value at risk); `top` applies last."""
+    _known("--tier", tiers, TIERS)
+    _known("--segment", segments, SEGMENTS)
     keep = pd.Series(True, index=outreach.index)
     if min_probability is not None:
         keep &= outreach["churn_probability"] >= min_probability
@@ -65,6 +68,12 @@ def filter_outreach(
         keep &= outreach["segment"].astype(str).isin(segments)
     selected = outreach[keep]
     return selected.head(top) if top is not None else selected
+
+
+def _known(option: str, given: list[str] | None, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(given or ()) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{option}: unknown {unknown}; expected some of {', '.join(allowed)}")
 
 
 def write_list(frame: pd.DataFrame, target: Path) -> Path:

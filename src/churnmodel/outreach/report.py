@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import re
+from collections.abc import Mapping
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -30,19 +31,18 @@ th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 
 
 def render_report(
-    outreach: pd.DataFrame, not_scored: pd.DataFrame, model: str, unseen: dict[str, int]
+    outreach: pd.DataFrame, counts: Mapping[str, int], model: str, unseen: Mapping[str, int]
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string; `counts` is what happened to every input customer."""
     as_of = f"{outreach['as_of'].iloc[0]:%Y-%m-%d}" if len(outreach) else "-"
     with_reasons = int(outreach["has_reasons"].sum())
-    counts = _counts(outreach, not_scored)
     parts = [
         f"<h1>Churn outreach list, {html.escape(as_of)}</h1>",
         f'<p class="sub">model {html.escape(model)}; {len(outreach):,} customers scored; '
         f"reasons for the {with_reasons:,} highest-value rows of the reason tiers "
         "(column has_reasons)</p>",
         "<h2>Customers</h2>",
-        _table(counts),
+        _table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
         "<h2>Risk tiers</h2>",
         _table(_tier_summary(outreach)),
         '<div class="charts">',
@@ -62,16 +62,6 @@ def render_report(
         f"<title>Churn outreach {html.escape(as_of)}</title><style>{STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
-
-
-def _counts(outreach: pd.DataFrame, not_scored: pd.DataFrame) -> pd.DataFrame:
-    rows = [("scored", len(outreach))]
-    rows += [
-        (f"not scored: {reason}", int(n))
-        for reason, n in not_scored["reason"].value_counts().sort_index().items()
-    ]
-    rows.append(("input customers", len(outreach) + len(not_scored)))
-    return pd.DataFrame(rows, columns=["customers", "count"])
 
 
 def _tier_summary(outreach: pd.DataFrame) -> pd.DataFrame:
