@@ -24,7 +24,7 @@ from churnmodel.errors import ConfigError, CutoffError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.model.evaluate import evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
-from churnmodel.model.split import split_cutoffs
+from churnmodel.model.split import CutoffSplit, split_cutoffs
 from churnmodel.model.training import (
     HoldoutEvaluation,
     TrainingResult,
@@ -133,9 +133,7 @@ def train(
     step = progress or (lambda _: None)
     features = features or build_features(config, sources=sources, progress=step)
     frame, names = features.matrix.frame, features.matrix.feature_names
-    split = split_cutoffs(
-        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
-    )
+    split = _split(features, config)
     overrides: dict[str, object] = {}
     if tune_trials:
         overrides = tune(
@@ -152,7 +150,7 @@ def train(
     name = config.mlflow.registered_model
     tracking.use_tracking(config.mlflow)
     step("scoring the current champion on the holdout rows")
-    champion, champion_scores = _rescore_champion(name, held)
+    champion, champion_scores = _rescore_champion(config, held)
     extra = {"champion": champion_scores} if champion_scores is not None else None
     step("training LightGBM and the baselines")
     result = train_and_evaluate(frame, names, split, config.model, overrides, extra)
@@ -202,14 +200,22 @@ def train(
     return TrainingOutcome(run.run_id, version, result, champion, decision, exported)
 
 
+def _split(features: FeatureRun, config: RunConfig) -> CutoffSplit:
+    """Holdout, validation and training cutoffs as the config asks."""
+    return split_cutoffs(
+        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
+    )
+
+
 def _rescore_champion(
-    name: str, held: pd.DataFrame
+    config: RunConfig, held: pd.DataFrame
 ) -> tuple[Comparison, npt.NDArray[np.float64] | None]:
+    name = config.mlflow.registered_model
     version = tracking.version_of_alias(name, "champion")
     if version is None:
         return Comparison(None, None), None
     try:
-        bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion")
+        bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion", config.mlflow)
         scores = bundle.predict(held)
     except ModelError as exc:  # e.g. its features were renamed since: not comparable
         return Comparison(version, None, str(exc)), None
@@ -261,13 +267,10 @@ def evaluate(
     evaluation run.
     """
     step = progress or (lambda _: None)
-    tracking.use_tracking(config.mlflow)
-    bundle, label = tracking.load_model_bundle(model)
+    bundle, label = tracking.load_model_bundle(model, config.mlflow)
     features = build_features(config, sources=sources, progress=step)
     frame, names = features.matrix.frame, features.matrix.feature_names
-    split = split_cutoffs(
-        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
-    )
+    split = _split(features, config)
     held = split.rows(frame, "holdout")
     step(f"scoring {len(held):,} holdout rows with {label}")
     evaluation = evaluate_on_holdout(frame, names, split, bundle.predict(held))
@@ -312,9 +315,7 @@ def score(
     step = progress or (lambda _: None)
     model = model or f"models:/{config.mlflow.registered_model}@champion"
     step(f"loading {model}")
-    if model.startswith(("models:/", "runs:/")):
-        tracking.use_tracking(config.mlflow)
-    bundle, label = tracking.load_model_bundle(model)
+    bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
     step("validating tables")
     tables = load_data(config, sources)

@@ -17,8 +17,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from churnmodel._io import atomic_directory, atomic_path
+from churnmodel.config import MlflowConfig
 from churnmodel.errors import ModelError
 from churnmodel.registry.bundle import CHAMPION_POINTER, ModelBundle, load_bundle, locate_bundle
+from churnmodel.tracking.runs import use_tracking
 
 
 def register_version(model_uri: str, name: str) -> str:
@@ -49,14 +51,16 @@ def version_of_alias(name: str, alias: str) -> str | None:
         raise
 
 
-def load_model_bundle(model: str) -> tuple[ModelBundle, str]:
+def load_model_bundle(model: str, config: MlflowConfig) -> tuple[ModelBundle, str]:
     """Load a model given as `models:/...`, `runs:/...` or a local folder; returns a label too.
 
     Local folders may be a bundle, an MLflow model folder or an export folder
     with a `champion` pointer; those never touch MLflow.
     """
     if not model.startswith(("models:/", "runs:/")):
-        return load_bundle(locate_bundle(Path(model))), _local_label(Path(model))
+        bundle = locate_bundle(Path(model))
+        return load_bundle(bundle), _local_label(bundle)
+    use_tracking(config)
     with tempfile.TemporaryDirectory(prefix="churnmodel-model-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)
@@ -74,9 +78,8 @@ def _registry_label(model: str) -> str:
     return model
 
 
-def _local_label(path: Path) -> str:
-    """The exported folder a local model resolves to, e.g. `models/churnmodel-v3`."""
-    bundle = locate_bundle(path)
+def _local_label(bundle: Path) -> str:
+    """The exported folder a located bundle belongs to, e.g. `models/churnmodel-v3`."""
     folder = bundle.parent.parent if bundle.parent.name == "artifacts" else bundle
     return str(folder)
 

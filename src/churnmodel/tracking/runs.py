@@ -101,11 +101,8 @@ class TrainingRun:
     ) -> None:
         """Model parameters, every scorer's metrics, the backtest table and the plots."""
         mlflow.log_params({f"lightgbm.{k}": v for k, v in params.items()})
-        for scorer, values in metrics.items():
-            mlflow.log_metrics({f"{scorer}_{k}": v for k, v in values.as_dict().items()})
         mlflow.log_metrics(dict(extra_metrics))
-        _log_csv(backtest, "evaluation/backtest.csv")
-        mlflow.log_artifacts(str(plots), "plots")
+        _log_evaluation(metrics, backtest, plots)
 
     def log_model(self, bundle: Path, example: pd.DataFrame, probabilities: Any) -> str:
         """The pyfunc model (code + plain bundle) with signature and input example.
@@ -150,11 +147,16 @@ def log_evaluation_run(
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {model}") as run:
         mlflow.set_tags({"churnmodel.kind": "evaluation", "churnmodel.model": model})
         mlflow.log_params(_flatten(config.model_dump(mode="json")))
-        for scorer, values in metrics.items():
-            mlflow.log_metrics({f"{scorer}_{k}": v for k, v in values.as_dict().items()})
-        _log_csv(backtest, "evaluation/backtest.csv")
-        mlflow.log_artifacts(str(plots), "plots")
+        _log_evaluation(metrics, backtest, plots)
         return str(run.info.run_id)
+
+
+def _log_evaluation(metrics: Mapping[str, Metrics], backtest: pd.DataFrame, plots: Path) -> None:
+    """Every scorer's metrics as `<scorer>_<metric>`, the backtest table and the plots."""
+    for scorer, values in metrics.items():
+        mlflow.log_metrics({f"{scorer}_{k}": v for k, v in values.as_dict().items()})
+    _log_csv(backtest, "evaluation/backtest.csv")
+    mlflow.log_artifacts(str(plots), "plots")
 
 
 def _at_model_boundary(frame: pd.DataFrame) -> pd.DataFrame:
