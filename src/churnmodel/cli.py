@@ -22,11 +22,13 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from churnmodel import __version__
-from churnmodel.config import RunConfig, load_config
+from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
 from churnmodel.model.evaluate import Metrics
+from churnmodel.outreach.build import TIERS
 from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
+from churnmodel.spark_scoring import SparkScores
 from churnmodel.tracking.runs import tracking_uri
 from churnmodel.workflows import (
     FeatureRun,
@@ -35,6 +37,7 @@ from churnmodel.workflows import (
     build_features,
     evaluate,
     score,
+    score_on_spark,
     train,
     write_features,
     write_score_outputs,
@@ -118,12 +121,45 @@ def simulate(
     out.print(table)
 
 
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a local folder "
+        "(e.g. models/, following its champion pointer); default: the registered champion."
+    ),
+]
+
+
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="duckdb or spark; default: the config's data.engine (duckdb)."),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="With --engine spark: local[2], spark://host:7077, yarn ...; "
+        "default: what spark-submit set, else local[*].",
+    ),
+]
+
+
+def _run_config(path: Path, engine: str | None, spark_master: str | None) -> RunConfig:
+    """The config file, with the engine options of the command line applied."""
+    config = load_config(path)
+    data = config.data.model_dump()
+    if engine is not None:
+        data["engine"] = engine
+    if spark_master is not None:
+        data["spark_master"] = spark_master
+    return parse_config({**config.model_dump(), "data": data}, source="command line")
+
+
 @app.command()
 @_friendly_errors
 def features(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")] = Path(
-        "churn.toml"
-    ),
+    config: ConfigOption = Path("churn.toml"),
     out_path: Annotated[
         Path, typer.Option("--out", help="Where to write the feature matrix.")
     ] = Path("out/features.parquet"),
@@ -133,9 +169,11 @@ def features(
             formats=["%Y-%m-%d"], help="A cutoff date (repeatable); default: the config's schedule."
         ),
     ] = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Build the point-in-time feature matrix (one row per customer and cutoff) with labels."""
-    run_config = load_config(config)
+    run_config = _run_config(config, engine, spark_master)
     cutoffs = [c.date() for c in cutoff] if cutoff else None
     with console.status("starting") as status:
         run = build_features(run_config, cutoffs, progress=lambda msg: status.update(msg))
@@ -165,16 +203,6 @@ def _print_feature_summary(run: FeatureRun, config: RunConfig, path: Path) -> No
     )
 
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")]
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a local folder "
-        "(e.g. models/, following its champion pointer); default: the registered champion."
-    ),
-]
-
-
 @app.command("train")
 @_friendly_errors
 def train_command(
@@ -185,9 +213,15 @@ def train_command(
     force_promote: Annotated[
         bool, typer.Option("--force-promote", help="Make the new version champion regardless.")
     ] = False,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
-    """Train LightGBM, compare it with baselines and the champion, log and register it in MLflow."""
-    run_config = load_config(config)
+    """Train LightGBM, compare it with baselines and the champion, log and register it in MLflow.
+
+    With --engine spark the features are computed on Spark and the matrix is
+    collected for LightGBM (sampled when above data.max_matrix_rows).
+    """
+    run_config = _run_config(config, engine, spark_master)
     with console.status("starting") as status:
         outcome = train(
             run_config,
@@ -203,9 +237,11 @@ def train_command(
 def evaluate_command(
     config: ConfigOption = Path("churn.toml"),
     model: ModelOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Re-evaluate a trained model on the latest labelled cutoffs of the configured data."""
-    run_config = load_config(config)
+    run_config = _run_config(config, engine, spark_master)
     model = model or f"models:/{run_config.mlflow.registered_model}@champion"
     with console.status("starting") as status:
         outcome = evaluate(run_config, model, progress=lambda msg: status.update(msg))
@@ -282,19 +318,33 @@ def score_command(
     ] = None,
     model: ModelOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    top: Annotated[
+        int, typer.Option(min=1, help="With --engine spark: rows in outreach_top.csv.")
+    ] = 1_000,
 ) -> None:
-    """Score every eligible customer and write the outreach list, not-scored list and report."""
-    run_config = load_config(config)
+    """Score every eligible customer and write the outreach list, not-scored list and report.
+
+    DuckDB writes outreach.parquet/.csv, not_scored.csv and report.html.
+    Spark writes outreach/ (parquet by risk tier) and not_scored/ without
+    collecting the list, plus outreach_top.csv (first --top rows) and summary.json.
+    """
+    run_config = _run_config(config, engine, spark_master)
+    date = as_of.date() if as_of else None
     with console.status("starting") as status:
-        run = score(
-            run_config,
-            model,
-            as_of.date() if as_of else None,
-            progress=lambda msg: status.update(msg),
-        )
-        status.update(f"writing {out_dir}")
-        paths = write_score_outputs(run, out_dir)
-    _print_score_summary(run, paths)
+        if run_config.data.engine == "spark":
+            spark_run = score_on_spark(
+                run_config, out_dir, model, date, top, progress=lambda msg: status.update(msg)
+            )
+        else:
+            run = score(run_config, model, date, progress=lambda msg: status.update(msg))
+            status.update(f"writing {out_dir}")
+            paths = write_score_outputs(run, out_dir)
+    if run_config.data.engine == "spark":
+        _print_spark_summary(spark_run)
+    else:
+        _print_score_summary(run, paths)
 
 
 @app.command("export")
@@ -347,14 +397,48 @@ def _print_score_summary(run: ScoreRun, paths: dict[str, Path]) -> None:
             f"{int(rows['has_reasons'].sum()):,}",
         )
     out.print(tiers)
-    counts = Table("customers", "count", title="every input customer accounted for")
-    for label, count in run.counts().items():
-        counts.add_row(label, f"{count:,}")
-    out.print(counts)
-    for feature, unseen in sorted(run.scores.unseen_categories.items()):
+    _print_counts(run.counts())
+    _print_unseen(run.scores.unseen_categories)
+    for name, path in paths.items():
+        out.print(f"{name:<17} [bold]{path}[/]")
+
+
+def _print_spark_summary(run: SparkScores) -> None:
+    tiers = Table(
+        "tier",
+        "customers",
+        "mean probability",
+        "value at risk",
+        "with reasons",
+        title=f"outreach list as of {run.as_of}, model {run.model} (Spark)",
+    )
+    by_tier = {row["risk_tier"]: row for row in run.tiers.to_dict("records")}
+    for tier in TIERS:
+        if (row := by_tier.get(tier)) is not None:
+            tiers.add_row(
+                tier,
+                f"{int(row['customers']):,}",
+                f"{row['mean_probability']:.3f}",
+                f"{row['value_at_risk']:,.2f}",
+                f"{int(row['with_reasons']):,}",
+            )
+    out.print(tiers)
+    _print_counts(run.counts)
+    _print_unseen(run.unseen_categories)
+    for name, path in run.paths.items():
+        out.print(f"{name:<17} [bold]{path}[/]")
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    table = Table("customers", "count", title="every input customer accounted for")
+    for label, count in counts.items():
+        table.add_row(label, f"{count:,}")
+    out.print(table)
+
+
+def _print_unseen(unseen_categories: dict[str, int]) -> None:
+    for feature, unseen in sorted(unseen_categories.items()):
         console.print(
             f"[yellow]note:[/] {unseen:,} rows have a {feature} unseen in training "
             "(scored as missing)"
         )
-    for name, path in paths.items():
-        out.print(f"{name:<17} [bold]{path}[/]")

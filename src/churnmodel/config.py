@@ -27,22 +27,32 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the canonical tables come from and how their columns are named."""
+    """Where the canonical tables come from and how their columns are named.
 
-    engine: Literal["duckdb"] = "duckdb"
+    A table is a local path (parquet file or folder, csv), a URI the engine
+    reads itself (``s3://...``, ``abfss://...``, ``dbfs:/...``), a Delta
+    folder (Spark), or ``table:NAME`` for a table the engine already knows
+    (a Spark catalog table or temporary view).
+    """
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
     # e.g. "4GB": DuckDB spills to disk beyond it (the value goes into a SET statement)
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
-    customers: Path | None = None
-    transactions: Path | None = None
-    events: Path | None = None
-    churn: Path | None = None
+    # e.g. "local[2]", "spark://host:7077"; None: what spark-submit set, else local[*]
+    spark_master: str | None = None
+    # a training matrix with more rows is sampled, stratified by cutoff and label
+    max_matrix_rows: int | None = Field(None, gt=0)
+    customers: str | None = None
+    transactions: str | None = None
+    events: str | None = None
+    churn: str | None = None
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     duplicates: Literal["keep", "drop"] = "keep"
 
-    def sources(self) -> dict[str, Path]:
-        """The configured table paths keyed by canonical table name."""
+    def sources(self) -> dict[str, str]:
+        """The configured table locations keyed by canonical table name."""
         found = {name: getattr(self, name) for name in TABLES}
-        return {name: path for name, path in found.items() if path is not None}
+        return {name: where for name, where in found.items() if where is not None}
 
 
 class LabelConfig(_Strict):
@@ -222,9 +232,15 @@ def load_config(path: Path | str) -> RunConfig:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     data = raw.get("data", {})
     for name in TABLES:
-        if isinstance(data.get(name), str):
-            data[name] = str((path.parent / data[name]).resolve())
+        where = data.get(name)
+        if isinstance(where, str) and is_local_path(where):
+            data[name] = str((path.parent / where).resolve())
     return parse_config(raw, source=str(path))
+
+
+def is_local_path(where: str) -> bool:
+    """False for ``table:NAME`` and for URIs with a scheme (``s3://``, ``dbfs:/``)."""
+    return not re.match(r"^(table:|[a-zA-Z][a-zA-Z0-9+.-]+:/)", where)
 
 
 def parse_config(raw: dict[str, object], source: str = "config") -> RunConfig:

@@ -6,6 +6,8 @@ receives a connected backend and builds backend-neutral expressions on it.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import ibis
@@ -15,18 +17,41 @@ from ibis.backends.sql import SQLBackend
 
 from churnmodel.errors import ConfigError
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
+SPARK_DEFAULTS = {
+    # Every timestamp is naive UTC after validation; the session must agree.
+    "spark.sql.session.timeZone": "UTC",
+    # Arrow moves pandas batches to and from the Python workers (scoring UDF).
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+LOCAL_SPARK = {
+    # One machine: a few shuffle partitions per core, not the cluster default of 200.
+    "spark.sql.shuffle.partitions": "8",
+    # Let adaptive execution coalesce partitions inside cached plans too.
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
 
 
-def connect(engine: str = "duckdb", memory_limit: str | None = None) -> SQLBackend:
+def connect(
+    engine: str = "duckdb",
+    memory_limit: str | None = None,
+    spark_master: str | None = None,
+    spark_session: Any = None,
+) -> SQLBackend:
     """Open a backend with the session time zone pinned to UTC.
 
     Timestamps are stored as naive UTC after validation; pinning the session
     time zone keeps casts and date truncation from depending on the machine.
-    Results are always sorted explicitly, so DuckDB need not preserve
+
+    DuckDB: results are always sorted explicitly, so DuckDB need not preserve
     insertion order (which costs memory on large windows and joins).
     `memory_limit` (e.g. "4GB") caps DuckDB's memory; beyond it, it spills
     to disk instead of growing.
+
+    Spark: `spark_session` is used as given (a notebook's or a cluster's
+    session); otherwise one is started, on `spark_master` when given, else
+    on whatever `spark-submit` configured (or local[*] when run bare).
     """
     if engine == "duckdb":
         con = ibis.duckdb.connect()
@@ -35,7 +60,58 @@ def connect(engine: str = "duckdb", memory_limit: str | None = None) -> SQLBacke
         if memory_limit:
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
+    if engine == "spark":
+        session = spark_session or _start_spark(spark_master)
+        for key, value in SPARK_DEFAULTS.items():
+            session.conf.set(key, value)
+        backend: SQLBackend = ibis.pyspark.connect(session)
+        return backend
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def _start_spark(master: str | None) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ConfigError(
+            "engine 'spark' needs PySpark: pip install 'churnmodel[spark]' (and Java 17+)"
+        ) from exc
+    if master is None or master.startswith("local"):
+        # Local Python workers must run this interpreter (its venv has pandas,
+        # lightgbm and churnmodel), not whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("churnmodel")
+    if master is not None:
+        builder = builder.master(master)
+    settings = {**SPARK_DEFAULTS, **(LOCAL_SPARK if master and master.startswith("local") else {})}
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")  # keep a batch job's log readable
+    return session
+
+
+def is_spark(table: ibis.Table) -> bool:
+    """Whether `table` runs on the Spark backend."""
+    return bool(table._find_backend(use_default=True).name == "pyspark")
+
+
+def to_spark(table: ibis.Table) -> Any:
+    """The Spark DataFrame that computes `table`; nothing runs until an action."""
+    backend = table._find_backend(use_default=True)
+    backend._run_pre_execute_hooks(table)  # registers in-memory tables with Spark
+    return backend.raw_sql(backend.compile(table))
+
+
+def cache(table: ibis.Table) -> ibis.Table:
+    """`table.cache()`, with the in-memory tables it reads registered first.
+
+    Ibis 12's PySpark backend compiles the cached query without registering
+    memtables (the cutoff list is one), so Spark cannot find them; running the
+    backend's pre-execution hooks first is what `execute` itself does.
+    """
+    table._find_backend(use_default=True)._run_pre_execute_hooks(table)
+    return table.cache()
 
 
 def collect(expr: ibis.Table) -> pd.DataFrame:

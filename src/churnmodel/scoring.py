@@ -17,8 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import ibis
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churnmodel.config import RunConfig
 from churnmodel.data.validate import ValidatedTables
@@ -85,15 +85,17 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     config = bundle.config
     spine = build_spine(tables, [as_of], config.label, with_labels=False)
     matrix = build_feature_matrix(tables, spine, config.features)
-    _check_columns(bundle, matrix.specs)
+    check_columns(bundle, matrix.specs)
     frame = matrix.frame
     unseen = _unseen_categories(bundle, frame)
     frame["churn_probability"] = bundle.predict(frame)
-    not_scored = not_scored_customers(tables, as_of, config, set(frame["customer_id"]))
+    scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
+    not_scored = collect(not_scored_customers(tables, as_of, config, scored))
     return Scores(as_of, frame, matrix.specs, not_scored, unseen)
 
 
-def _check_columns(bundle: ModelBundle, built: tuple[FeatureSpec, ...]) -> None:
+def check_columns(bundle: ModelBundle, built: tuple[FeatureSpec, ...]) -> None:
+    """Refuse features the model needs but this data cannot build, or whose dtype changed."""
     dtypes = {s.name: s.dtype for s in built}
     missing = [s.name for s in bundle.specs if s.name not in dtypes]
     if missing:
@@ -124,41 +126,38 @@ def _unseen_categories(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, in
 
 
 def not_scored_customers(
-    tables: ValidatedTables, as_of: dt.date, config: RunConfig, scored: set[str]
-) -> pd.DataFrame:
-    """Every customer id in the input that was not scored, with the first reason that applies."""
-    cutoff = pd.Timestamp(as_of)
-    facts = collect(_customer_facts(tables, config, cutoff))
-    facts = facts[~facts["customer_id"].isin(scored)]
+    tables: ValidatedTables, as_of: dt.date, config: RunConfig, scored: ibis.Table
+) -> ibis.Table:
+    """Every customer id in the input not in `scored`, with the first reason that applies.
+
+    An expression, so that each engine computes it where the data is
+    (Spark writes it without collecting); ordered by customer id.
+    """
+    cutoff = pd.Timestamp(as_of).to_pydatetime()
+    window = dt.timedelta(days=config.label.active_window_days)
+    facts = _customer_facts(tables, config, cutoff)
+    facts = facts.anti_join(scored.select("customer_id"), "customer_id")
     contractual = config.label.business == "contractual"
-    window = pd.Timedelta(days=config.label.active_window_days)
-    has_customer_row = facts["in_customers"].fillna(False).astype(bool)
-    no_history = facts["first_seen"].isna()
+    has_customer_row = facts.in_customers.fill_null(False)
+    no_history = facts.first_seen.isnull()
     if contractual:  # a contractual customer needs no activity, only a customers row
         no_history &= ~has_customer_row
-    conditions = [
-        facts["signup_date"].notna() & (facts["signup_date"] >= cutoff),
-        facts["churn_date"].notna() & (facts["churn_date"] < cutoff),
-        no_history,
-        ~has_customer_row if contractual else pd.Series(False, index=facts.index),
-        facts["last_active"].isna() | (facts["last_active"] < cutoff - window),
+    inactive = NOT_SCORED_REASONS["inactive"].format(
+        activity="purchase" if config.label.activity == "transactions" else "activity",
+        days=config.label.active_window_days,
+    )
+    branches = [
+        (facts.signup_date.notnull() & (facts.signup_date >= cutoff), NOT_SCORED_REASONS["signup"]),
+        (facts.churn_date.notnull() & (facts.churn_date < cutoff), NOT_SCORED_REASONS["churned"]),
+        (no_history, NOT_SCORED_REASONS["no_history"]),
+        *([(~has_customer_row, NOT_SCORED_REASONS["no_signup"])] if contractual else []),
+        (facts.last_active.isnull() | (facts.last_active < cutoff - window), inactive),
     ]
-    reasons = [
-        NOT_SCORED_REASONS["signup"],
-        NOT_SCORED_REASONS["churned"],
-        NOT_SCORED_REASONS["no_history"],
-        NOT_SCORED_REASONS["no_signup"],
-        NOT_SCORED_REASONS["inactive"].format(
-            activity="purchase" if config.label.activity == "transactions" else "activity",
-            days=config.label.active_window_days,
-        ),
-    ]
-    reason = np.select(conditions, reasons, default="not eligible at the scoring date")
-    out = pd.DataFrame({"customer_id": facts["customer_id"].to_numpy(), "reason": reason})
-    return out.sort_values("customer_id", ignore_index=True)
+    reason = ibis.cases(*branches, else_="not eligible at the scoring date")
+    return facts.select("customer_id", reason=reason).order_by("customer_id")
 
 
-def _customer_facts(tables: ValidatedTables, config: RunConfig, cutoff: pd.Timestamp) -> ibis.Table:
+def _customer_facts(tables: ValidatedTables, config: RunConfig, cutoff: dt.datetime) -> ibis.Table:
     """One row per customer id in any table: signup, churn, first history, last activity.
 
     One grouped pass per table (first and last timestamp before the cutoff),

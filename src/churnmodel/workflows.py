@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 from ibis.backends.sql import SQLBackend
 
-from churnmodel import tracking
+from churnmodel import spark_scoring, tracking
 from churnmodel._io import write_parquet
 from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
@@ -59,14 +59,22 @@ def load_data(
     sources: Mapping[str, Source] | None = None,
     con: SQLBackend | None = None,
 ) -> ValidatedTables:
-    """Open and validate the configured tables (or the given `sources`)."""
+    """Open and validate the configured tables (or the given `sources`).
+
+    `con` is an open engine, e.g. ``connect("spark", spark_session=spark)``
+    for a notebook's own Spark session; by default the configured engine.
+    """
     sources = dict(sources) if sources is not None else dict(config.data.sources())
     if not sources:
         raise ConfigError("data: no tables configured; set data.transactions and/or data.events")
-    raw = load_tables(
-        con or connect(config.data.engine, config.data.memory_limit), sources, config.data.columns
-    )
+    raw = load_tables(con or connect_configured(config), sources, config.data.columns)
     return validate_tables(raw, config.data.duplicates)
+
+
+def connect_configured(config: RunConfig) -> SQLBackend:
+    """The engine named in `[data]`, with its settings."""
+    data = config.data
+    return connect(data.engine, data.memory_limit, data.spark_master)
 
 
 def build_features(
@@ -91,7 +99,13 @@ def build_features(
     )
     spine = build_spine(tables, cutoffs, config.label)
     step(f"computing features at {len(cutoffs)} cutoff(s)")
-    matrix = build_feature_matrix(tables, spine, config.features)
+    matrix = build_feature_matrix(
+        tables,
+        spine,
+        config.features,
+        max_rows=config.data.max_matrix_rows,
+        seed=config.model.seed,
+    )
     return FeatureRun(matrix, sorted(cutoffs), tables)
 
 
@@ -313,24 +327,63 @@ def score(
     label settings must match the model's (checked before any work).
     """
     step = progress or (lambda _: None)
-    model = model or f"models:/{config.mlflow.registered_model}@champion"
-    step(f"loading {model}")
-    bundle, label = tracking.load_model_bundle(model, config.mlflow)
-    check_compatible(bundle, config)
+    bundle, label = _scoring_model(config, model, step)
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
-        raise CutoffError(
-            f"no customer is eligible at {as_of}, so nothing was scored; of "
-            f"{scores.input_customers:,} input customers: "
-            + "; ".join(f"{n:,} {r}" for r, n in scores.not_scored_counts().items())
-        )
+        raise _nothing_eligible(as_of, scores.not_scored_counts())
     step("ranking and explaining the riskiest customers")
     outreach = build_outreach(scores, bundle, config.outreach, label)
     return ScoreRun(scores, outreach, label)
+
+
+def score_on_spark(
+    config: RunConfig,
+    out_dir: Path,
+    model: str | None = None,
+    as_of: dt.date | None = None,
+    top: int = 1_000,
+    sources: Mapping[str, Source] | None = None,
+    con: SQLBackend | None = None,
+    progress: Progress | None = None,
+) -> spark_scoring.SparkScores:
+    """`score` for data on Spark: the list is computed and written by Spark, never collected.
+
+    Writes `out_dir/outreach/` (parquet by risk tier), `not_scored/`, the
+    first `top` rows as `outreach_top.csv` and `summary.json`.
+    """
+    step = progress or (lambda _: None)
+    bundle, label = _scoring_model(config, model, step)
+    step("validating tables")
+    tables = load_data(config, sources, con)
+    as_of = as_of or default_as_of(tables)
+    step(f"computing features, scores and the list as of {as_of} on Spark")
+    run = spark_scoring.score_on_spark(tables, bundle, as_of, config.outreach, label, out_dir, top)
+    if not run.counts["scored"]:
+        prefix = "not scored: "
+        not_scored = {k.removeprefix(prefix): n for k, n in run.counts.items() if prefix in k}
+        raise _nothing_eligible(as_of, not_scored)
+    return run
+
+
+def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tuple[ModelBundle, str]:
+    """The bundle to score with (default: the champion), checked against the config."""
+    model = model or f"models:/{config.mlflow.registered_model}@champion"
+    step(f"loading {model}")
+    bundle, label = tracking.load_model_bundle(model, config.mlflow)
+    check_compatible(bundle, config)
+    return bundle, label
+
+
+def _nothing_eligible(as_of: dt.date, not_scored: Mapping[str, int]) -> CutoffError:
+    return CutoffError(
+        f"no customer is eligible at {as_of}, so nothing was scored; of "
+        f"{sum(not_scored.values()):,} input customers: "
+        + "; ".join(f"{n:,} {r}" for r, n in not_scored.items())
+    )
 
 
 def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:

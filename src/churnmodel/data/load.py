@@ -1,4 +1,8 @@
-"""Open user tables (parquet, csv, pandas) on an engine and apply the column mapping.
+"""Open user tables on an engine and apply the column mapping.
+
+A source is a pandas frame, an Ibis table already on the engine, a local
+parquet/csv file or folder, a URI the engine reads (``s3://...``), a Delta
+folder, or ``table:NAME`` for a table the engine already knows.
 
 CSV files are read with every column as text: type inference would turn the
 customer id `00042` into the number 42, and the contract checks give better
@@ -10,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeAlias
 
 import ibis
 import pandas as pd
@@ -17,10 +22,12 @@ import pyarrow as pa
 from ibis.backends.sql import SQLBackend
 from pandas.errors import Pandas4Warning
 
+from churnmodel.config import is_local_path
 from churnmodel.data.contract import CONTRACT
 from churnmodel.errors import DataContractError
 
-Source = str | Path | pd.DataFrame
+Source: TypeAlias = "str | Path | pd.DataFrame | ibis.Table"
+CATALOG_PREFIX = "table:"
 
 
 def load_tables(
@@ -46,28 +53,45 @@ def load_tables(
 
 
 def _open(con: SQLBackend, name: str, source: Source) -> ibis.Table:
+    if isinstance(source, ibis.Table):
+        return source
     if isinstance(source, pd.DataFrame):
         # Through Arrow: exact string ids, tz-aware timestamps, no pandas inference.
         with warnings.catch_warnings():
             # pyarrow < 26 (capped by mlflow) reads pandas 3.1 columns via .values
             warnings.filterwarnings("ignore", "Series.values returning an", Pandas4Warning)
             return ibis.memtable(pa.Table.from_pandas(source, preserve_index=False))
-    path = Path(source)
-    if not path.exists():
-        raise DataContractError(name, None, f"a readable file, but {path} does not exist")
-    if path.is_dir():  # a folder of parquet parts, as Spark and many exports write them
-        return con.read_parquet(str(path / "**" / "*.parquet"))
-    suffix = "".join(path.suffixes[-2:])
+    where = str(source)
     try:
-        if suffix.endswith((".parquet", ".pq")):
-            return con.read_parquet(path)
-        if ".csv" in suffix:
-            return con.read_csv(path, all_varchar=True)
-    except Exception as exc:  # the engine's own message says what is wrong with the file
-        raise DataContractError(
-            name, None, f"a readable parquet/csv file at {path}: {exc}"
-        ) from exc
-    raise DataContractError(name, None, f"a .parquet or .csv file, got {path.name}")
+        if where.startswith(CATALOG_PREFIX):
+            database, _, table = where.removeprefix(CATALOG_PREFIX).rpartition(".")
+            return con.table(table, database=database or None)
+        if not is_local_path(where):  # the engine resolves remote URIs itself
+            return _read(con, where, Path(where).suffix, is_dir=not Path(where).suffix)
+        path = Path(where)
+        if not path.exists():
+            raise DataContractError(name, None, f"a readable file, but {path} does not exist")
+        return _read(con, where, "".join(path.suffixes[-2:]), is_dir=path.is_dir())
+    except DataContractError:
+        raise
+    except Exception as exc:  # the engine's own message says what is wrong with the source
+        raise DataContractError(name, None, f"a readable table at {where}: {exc}") from exc
+
+
+def _read(con: SQLBackend, where: str, suffix: str, is_dir: bool) -> ibis.Table:
+    if is_dir:
+        if (Path(where) / "_delta_log").is_dir():
+            return con.read_delta(where)
+        if con.name == "duckdb":  # a folder of parquet parts, as Spark and many exports write
+            return con.read_parquet(f"{where.rstrip('/')}/**/*.parquet")
+        return con.read_parquet(where)
+    if suffix.endswith((".parquet", ".pq")):
+        return con.read_parquet(where)
+    if ".csv" in suffix:
+        if con.name == "duckdb":
+            return con.read_csv(where, all_varchar=True)
+        return con.read_csv(where, inferSchema=False)  # every column as text, like DuckDB
+    raise ValueError(f"expected a .parquet or .csv file or a folder, got {Path(where).name}")
 
 
 def _rename(name: str, table: ibis.Table, mapping: Mapping[str, str]) -> ibis.Table:

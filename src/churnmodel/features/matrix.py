@@ -7,6 +7,7 @@ This is where results cross from the engine into pandas: one row per
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ import pandas as pd
 
 from churnmodel.config import FeatureConfig
 from churnmodel.data.validate import ValidatedTables
-from churnmodel.engine import collect, scalar
+from churnmodel.engine import cache, collect, scalar
 from churnmodel.errors import ConfigError
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
 from churnmodel.features.engagement import engagement_family
@@ -25,6 +26,8 @@ from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
 from churnmodel.pointintime import Method, history
+
+log = logging.getLogger(__name__)
 
 KEYS = ["customer_id", "cutoff"]
 
@@ -99,26 +102,59 @@ def build_feature_matrix(
     spine: ibis.Table,
     config: FeatureConfig,
     method: Method | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> FeatureMatrix:
     """Compute all features for every spine row and collect them as pandas.
 
     The spine is materialised first: every family reads it, and it is itself
     a history pass (eligibility, labels) that should run once, not per family.
     `method` picks the `history` plan; by default "direct" for a single
-    cutoff (batch scoring) and "running" otherwise.
+    cutoff (batch scoring) and "running" otherwise. A spine longer than
+    `max_rows` is cut by `stratified_sample` before any feature is computed.
     """
     with ExitStack() as cached:
 
         def materialize(table: ibis.Table) -> ibis.Table:
-            return cached.enter_context(table.cache())
+            return cached.enter_context(cache(table))
 
         spine = materialize(spine)
+        rows = int(scalar(spine.count()))
+        if max_rows is not None and rows > max_rows:
+            spine = materialize(stratified_sample(spine, max_rows / rows, seed))
+            log.warning(
+                "feature matrix: %d of %d rows kept by a sample stratified by cutoff%s "
+                "(data.max_matrix_rows = %d, seed %d)",
+                scalar(spine.count()),
+                rows,
+                " and label" if "label" in spine.columns else "",
+                max_rows,
+                seed,
+            )
         if method is None:
             method = "direct" if scalar(spine.cutoff.nunique()) <= 1 else "running"
         families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method)
         frame = collect(table)
     return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
+
+
+def stratified_sample(spine: ibis.Table, share: float, seed: int) -> ibis.Table:
+    """The same `share` of every (cutoff, label) stratum, so churn rates stay as they were.
+
+    Within a stratum, rows are ranked by a hash of the seed and the customer
+    id, and the first ``ceil(share * stratum size)`` are kept: the same seed
+    keeps the same customers on every run (and at every cutoff), without a
+    random generator the engines would seed differently. Hash functions differ
+    between engines, so DuckDB and Spark keep different (equally valid) rows.
+    """
+    strata = [spine.cutoff, *([spine.label] if "label" in spine.columns else [])]
+    key = ibis.literal(f"{seed}:").concat(spine.customer_id).hash()
+    ranked = spine.mutate(
+        _rank=ibis.row_number().over(group_by=strata, order_by=[key, spine.customer_id]),
+        _size=spine.count().over(group_by=strata),
+    )
+    return ranked.filter(ranked._rank < (ranked._size * share).ceil()).drop("_rank", "_size")
 
 
 def to_stable_dtypes(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.DataFrame:

@@ -16,9 +16,16 @@ kept deliberately simple, so a retention team can check them by hand:
   (0-10) and CSAT (1-5) answers on a 0-100 scale. Support: 100 with no
   tickets in 90 days, 0 with three or more. Without any of these it is
   ``100 * (1 - churn_probability)``.
+
+Segments: "new" below `new_customer_days` of tenure; else "high-value" when
+``value_12m > 0`` and at least the value of the customer ranked
+``ceil(high_value_share * customers)`` by value (ties included); else
+"at-risk" in the high tier; else "regular".
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +53,8 @@ COLUMNS = [
     "model_version",
     "has_reasons",
 ]
+LIST_ORDER = ["value_at_risk", "churn_probability", "customer_id"]
+LIST_ASCENDING = [False, False, True]
 
 
 def build_outreach(
@@ -53,45 +62,79 @@ def build_outreach(
 ) -> pd.DataFrame:
     """The full list, sorted by value at risk (then probability, then customer id)."""
     frame = scores.frame
-    probability = frame["churn_probability"].to_numpy()
-    windows = bundle.config.features.windows_days
-    out = pd.DataFrame(
-        {
-            "customer_id": frame["customer_id"].to_numpy(),
-            "as_of": pd.Timestamp(scores.as_of),
-            "churn_probability": probability.round(6),
-            "health_score": health_scores(frame, probability),
-            "value_12m": value_12m(frame, max(windows)),
-        }
-    )
-    tiers = risk_tiers(probability, config, out["value_12m"].to_numpy())
+    out = row_figures(frame, frame["churn_probability"].to_numpy(), bundle, config)
+    out.insert(1, "as_of", pd.Timestamp(scores.as_of))
+    tiers = risk_tiers(out["probability"].to_numpy(), config, out["value_12m"].to_numpy())
     out.insert(3, "risk_tier", pd.Series(tiers, index=out.index))
-    out["value_at_risk"] = (out["churn_probability"] * out["value_12m"]).round(2)
-    out["segment"] = segments(frame, out, config)
-    out["model_version"] = model_version
-    out = out.sort_values(
-        ["value_at_risk", "churn_probability", "customer_id"],
-        ascending=[False, False, True],
-        kind="stable",
+    values = out["value_12m"].to_numpy()
+    high_value = (values >= high_value_cut(values, config.high_value_share)) & (values > 0)
+    out["segment"] = segment_labels(
+        out["new"].to_numpy(), high_value, (out["risk_tier"] == "high").to_numpy()
     )
+    out["model_version"] = model_version
+    out = out.sort_values(LIST_ORDER, ascending=LIST_ASCENDING, kind="stable")
     chosen = reason_rows(out, config)
     for i in range(REASONS):
         out[f"reason_{i + 1}"] = ""
     out["action"] = ""
     if len(chosen):
-        features = frame.loc[chosen, bundle.feature_names]
-        explanations = explain(
-            bundle.classifier.contributions(bundle.prepare(features)),
-            features,
-            bundle.specs,
-            config.reasons,
-            REASONS,
-        )
-        for i in range(REASONS):
-            out.loc[chosen, f"reason_{i + 1}"] = [r[i] for r in explanations.reasons]
-        out.loc[chosen, "action"] = explanations.actions
+        explained = explain_rows(frame.loc[chosen], bundle, config)
+        out.loc[chosen, explained.columns] = explained.to_numpy()
     out["has_reasons"] = out.index.isin(chosen)
     return out[COLUMNS].reset_index(drop=True)
+
+
+def row_figures(
+    frame: pd.DataFrame,
+    probability: npt.NDArray[np.float64],
+    bundle: ModelBundle,
+    config: OutreachConfig,
+) -> pd.DataFrame:
+    """Everything in the list that one customer's row decides on its own.
+
+    Kept apart from the ranks (tiers, the high-value cut), which need every
+    row, so Spark can compute these on its executors with the same code.
+    `probability` is kept unrounded for ranking; `new` feeds the segment.
+    """
+    rounded = probability.round(6)
+    value = value_12m(frame, max(bundle.config.features.windows_days))
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "churn_probability": rounded,
+            "health_score": health_scores(frame, probability),
+            "value_12m": value,
+            "value_at_risk": (rounded * value).round(2),
+            "probability": probability,
+            "new": new_customers(frame, config.new_customer_days),
+        },
+        index=frame.index,
+    )
+
+
+def explain_rows(
+    features: pd.DataFrame, bundle: ModelBundle, config: OutreachConfig
+) -> pd.DataFrame:
+    """reason_1..3 and action for the given rows, from their TreeSHAP contributions."""
+    features = features[bundle.feature_names]
+    explanations = explain(
+        bundle.classifier.contributions(bundle.prepare(features)),
+        features,
+        bundle.specs,
+        config.reasons,
+        REASONS,
+    )
+    out = pd.DataFrame(
+        {f"reason_{i + 1}": [r[i] for r in explanations.reasons] for i in range(REASONS)},
+        index=features.index,
+    )
+    out["action"] = explanations.actions
+    return out
+
+
+def tier_sizes(rows: int, config: OutreachConfig) -> tuple[int, int]:
+    """How many rows are high, and high or medium, when tiers are shares."""
+    return round(config.high * rows), round(config.medium * rows)
 
 
 def risk_tiers(
@@ -111,10 +154,27 @@ def risk_tiers(
         tiebreak = np.zeros(len(probability)) if value is None else value
         rank = np.empty(len(probability), dtype=np.int64)
         rank[np.lexsort((-tiebreak, -probability))] = np.arange(len(probability))
-        high = rank < round(config.high * len(probability))
-        medium = rank < round(config.medium * len(probability))
+        high_rows, medium_rows = tier_sizes(len(probability), config)
+        high, medium = rank < high_rows, rank < medium_rows
     tier = np.where(high, "high", np.where(medium, "medium", "low"))
     return pd.Categorical(tier, categories=TIERS, ordered=True)
+
+
+def high_value_rank(rows: int, share: float) -> int:
+    """The 1-based rank (by value, highest first) that sets the high-value cut."""
+    return max(1, math.ceil(share * rows))
+
+
+def high_value_cut(values: npt.NDArray[np.float64], share: float) -> float:
+    """The value of the customer at `high_value_rank`; at or above it (and > 0) is high-value.
+
+    An order statistic rather than an interpolated quantile, so every engine
+    finds the very same number (customers tied with it are included).
+    """
+    if not len(values):
+        return math.inf
+    rank = high_value_rank(len(values), share)
+    return float(-np.partition(-values, rank - 1)[rank - 1])
 
 
 def value_12m(frame: pd.DataFrame, window: int) -> npt.NDArray[np.float64]:
@@ -147,18 +207,18 @@ def health_scores(
     return np.asarray(health.fillna(fallback).round().astype("int64"))
 
 
-def segments(frame: pd.DataFrame, out: pd.DataFrame, config: OutreachConfig) -> pd.Categorical[str]:
-    """New (short tenure), high-value (top value share), at-risk (high tier), else regular."""
+def new_customers(frame: pd.DataFrame, days: int) -> npt.NDArray[np.bool_]:
+    """Tenure (since signup, else since the first purchase) shorter than `days`."""
     tenure = frame.get("tenure_days", frame.get("tx_tenure_days"))
-    new = (
-        tenure.lt(config.new_customer_days).to_numpy()
-        if tenure is not None
-        else np.zeros(len(frame), dtype=bool)
-    )
-    values = out["value_12m"].to_numpy()
-    top = values >= np.quantile(values, 1 - config.high_value_share) if len(values) else values
-    high_value = top & (values > 0)
-    at_risk = (out["risk_tier"] == "high").to_numpy()
+    if tenure is None:
+        return np.zeros(len(frame), dtype=bool)
+    return np.asarray(tenure.lt(days).to_numpy(), dtype=bool)
+
+
+def segment_labels(
+    new: npt.NDArray[np.bool_], high_value: npt.NDArray[np.bool_], at_risk: npt.NDArray[np.bool_]
+) -> pd.Categorical[str]:
+    """New (short tenure), else high-value, else at-risk (high tier), else regular."""
     labels = np.select([new, high_value, at_risk], list(SEGMENTS[:3]), SEGMENTS[3])
     return pd.Categorical(labels, categories=list(SEGMENTS))
 

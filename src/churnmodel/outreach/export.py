@@ -13,7 +13,7 @@ import pandas as pd
 
 from churnmodel._io import atomic_path, write_parquet
 from churnmodel.errors import ConfigError
-from churnmodel.outreach.build import SEGMENTS, TIERS
+from churnmodel.outreach.build import COLUMNS, LIST_ASCENDING, LIST_ORDER, SEGMENTS, TIERS
 
 OUTPUTS = ("outreach.parquet", "outreach.csv", "not_scored.csv", "report.html")
 
@@ -40,8 +40,14 @@ def write_csv(frame: pd.DataFrame, target: Path) -> Path:
 
 
 def read_outreach(path: Path) -> pd.DataFrame:
-    """The full list written by `churnmodel score` (parquet or csv)."""
+    """The full list written by `churnmodel score`: parquet, csv, or Spark's outreach/ folder."""
     path = Path(path)
+    if path.is_dir():  # parquet by risk tier, as Spark writes it: back to list order and dtypes
+        frame = pd.read_parquet(path)
+        frame["risk_tier"] = pd.Categorical(frame["risk_tier"].astype(str), TIERS, ordered=True)
+        frame["segment"] = pd.Categorical(frame["segment"].astype(str), list(SEGMENTS))
+        ordered = frame.sort_values(LIST_ORDER, ascending=LIST_ASCENDING, kind="stable")
+        return ordered[COLUMNS].reset_index(drop=True)
     if not path.is_file():
         raise ConfigError(f"outreach list {path} does not exist; run `churnmodel score` first")
     if path.suffix == ".csv":

@@ -1,0 +1,256 @@
+"""Batch scoring on Spark: features, scores and the list stay on the executors.
+
+The same feature builders, model bundle and list rules as `scoring` and
+`outreach`; only the steps that collect to pandas there are done by Spark:
+
+* probability, health, value and value at risk come from `row_figures`,
+  applied to each partition (`mapInPandas`) with the bundle broadcast once;
+* risk tiers and the high-value cut need every row in order: each is a
+  window over the whole list, which Spark runs in a single task on a few
+  narrow columns (the only step that does not spread over executors);
+* reasons are computed on the driver for at most `max_reason_rows` rows;
+* the list is written by Spark as parquet partitioned by risk tier, the
+  customers not scored as parquet, and the first `top` rows as csv.
+
+Nothing collects the scored customers to the driver: only counts, the
+reason rows and the top rows cross over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnmodel._io import atomic_directory, atomic_path
+from churnmodel.config import OutreachConfig
+from churnmodel.data.validate import ValidatedTables
+from churnmodel.engine import cache, to_spark
+from churnmodel.features.matrix import feature_families, feature_table
+from churnmodel.outreach.build import (
+    COLUMNS,
+    LIST_ASCENDING,
+    LIST_ORDER,
+    REASONS,
+    SEGMENTS,
+    explain_rows,
+    high_value_rank,
+    row_figures,
+    tier_sizes,
+)
+from churnmodel.outreach.export import write_csv
+from churnmodel.registry.bundle import ModelBundle
+from churnmodel.scoring import check_columns, not_scored_customers
+from churnmodel.timeline import build_spine
+
+OUTPUTS = ("outreach", "outreach_top.csv", "not_scored", "summary.json")
+ROW_SCHEMA = (
+    "customer_id string, churn_probability double, health_score long, value_12m double, "
+    "value_at_risk double, probability double, new boolean"
+)
+
+
+@dataclass(frozen=True)
+class SparkScores:
+    """What a Spark scoring run wrote, and the figures it printed."""
+
+    as_of: dt.date
+    model: str
+    counts: dict[str, int]  # input customers, scored, not scored: <reason>
+    tiers: pd.DataFrame  # risk_tier, customers, mean probability, value at risk, with reasons
+    unseen_categories: dict[str, int]
+    top: pd.DataFrame  # the first rows of the list, as in outreach_top.csv
+    paths: dict[str, Path]
+
+
+def score_on_spark(
+    tables: ValidatedTables,
+    bundle: ModelBundle,
+    as_of: dt.date,
+    config: OutreachConfig,
+    model_version: str,
+    out_dir: Path,
+    top: int,
+) -> SparkScores:
+    """Score everyone eligible at `as_of` on Spark and write the list under `out_dir`."""
+    from pyspark.sql import functions as F
+
+    with ExitStack() as cached:
+
+        def materialize(table: Any) -> Any:
+            return cached.enter_context(cache(table))
+
+        spine = materialize(build_spine(tables, [as_of], bundle.config.label, with_labels=False))
+        families = feature_families(tables, bundle.config.features)
+        table, specs = feature_table(spine, families, materialize, method="direct")
+        check_columns(bundle, specs)
+        features = to_spark(table.select("customer_id", *bundle.feature_names)).cache()
+        unseen = _unseen_categories(features, bundle)
+        figures = _row_figures(features, bundle, config).cache()
+        rows = figures.count()
+        listed = _ranked(figures, rows, config).cache()
+        reasons = _reasons(listed, features, bundle, config)
+        outreach = (
+            listed.join(reasons, "customer_id", "left")
+            .withColumn("has_reasons", F.col("action").isNotNull())
+            .fillna("", [*(f"reason_{i + 1}" for i in range(REASONS)), "action"])
+            # naive, like every timestamp in churnmodel (parquet without a time zone)
+            .withColumn("as_of", F.lit(str(as_of)).cast("timestamp_ntz"))
+            .withColumn("model_version", F.lit(model_version))
+            .select(*COLUMNS)
+        )
+        not_scored = to_spark(
+            not_scored_customers(tables, as_of, bundle.config, spine.select("customer_id"))
+        )
+        paths, top_rows, not_scored_counts = _write(outreach, not_scored, out_dir, top)
+        tiers = _tier_summary(outreach)
+        counts = {
+            "input customers": rows + sum(not_scored_counts.values()),
+            "scored": rows,
+            **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
+        }
+        summary = {"as_of": str(as_of), "model": model_version, "counts": counts}
+        with atomic_path(paths["summary.json"]) as tmp:
+            tmp.write_text(json.dumps({**summary, "unseen_categories": unseen}, indent=2) + "\n")
+        features.unpersist()
+        figures.unpersist()
+        listed.unpersist()
+    return SparkScores(as_of, model_version, counts, tiers, unseen, top_rows, paths)
+
+
+def _unseen_categories(features: Any, bundle: ModelBundle) -> dict[str, int]:
+    """Rows per categorical feature whose value the model never saw (scored as missing)."""
+    from pyspark.sql import functions as F
+
+    known = bundle.categories()
+    if not known:
+        return {}
+    unseen = {
+        name: F.sum(
+            (F.col(name).isNotNull() & ~F.col(name).isin([str(c) for c in categories])).cast("long")
+        )
+        for name, categories in known.items()
+    }
+    row = features.agg(*(count.alias(name) for name, count in unseen.items())).first()
+    return {name: int(row[name]) for name in known if row[name]}
+
+
+def _row_figures(features: Any, bundle: ModelBundle, config: OutreachConfig) -> Any:
+    """`row_figures` on every partition, with the bundle shipped to each executor once."""
+    shared = features.sparkSession.sparkContext.broadcast(bundle)
+
+    def figures(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model: ModelBundle = shared.value
+        for batch in batches:
+            frame = model.prepare(batch).assign(customer_id=batch["customer_id"])
+            probability = model.predict(frame)
+            yield row_figures(frame, probability, model, config).reset_index(drop=True)
+
+    return features.mapInPandas(figures, ROW_SCHEMA)
+
+
+def _ranked(figures: Any, rows: int, config: OutreachConfig) -> Any:
+    """Risk tier and segment, by the same rules as `build_outreach`.
+
+    Tiers by share and the high-value cut rank the whole list: a window
+    without partitions, which Spark computes in one task.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    probability = F.col("probability")
+    if config.tiers == "probability":
+        high, medium = probability >= config.high, probability >= config.medium
+        tier = F.when(high, "high").when(medium, "medium")
+    else:
+        high_rows, medium_rows = tier_sizes(rows, config)
+        # ties go to the higher value, then to the earlier customer id
+        order = Window.orderBy(F.desc("probability"), F.desc("value_12m"), F.asc("customer_id"))
+        rank = F.row_number().over(order)
+        tier = F.when(rank <= high_rows, "high").when(rank <= medium_rows, "medium")
+    tiered = figures.withColumn("risk_tier", tier.otherwise("low"))
+    by_value = Window.orderBy(F.desc("value_12m"))
+    cut_rank = high_value_rank(rows, config.high_value_share)
+    cut_row = (
+        figures.select("value_12m", F.row_number().over(by_value).alias("rank"))
+        .filter(F.col("rank") == cut_rank)
+        .first()
+    )
+    cut = cut_row["value_12m"] if cut_row is not None else float("inf")
+    high_value = (F.col("value_12m") >= F.lit(cut)) & (F.col("value_12m") > 0)
+    segment = (
+        F.when(F.col("new"), SEGMENTS[0])
+        .when(high_value, SEGMENTS[1])
+        .when(F.col("risk_tier") == "high", SEGMENTS[2])
+        .otherwise(SEGMENTS[3])
+    )
+    return tiered.withColumn("segment", segment).drop("probability", "new")
+
+
+def _list_order() -> list[Any]:
+    from pyspark.sql import functions as F
+
+    return [
+        F.col(c).asc() if ascending else F.col(c).desc()
+        for c, ascending in zip(LIST_ORDER, LIST_ASCENDING, strict=True)
+    ]
+
+
+def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachConfig) -> Any:
+    """reason_1..3 and action for the first `max_reason_rows` rows of the reason tiers."""
+    chosen = (
+        listed.filter(listed.risk_tier.isin(list(config.reason_tiers)))
+        .orderBy(*_list_order())
+        .limit(config.max_reason_rows)
+        .select("customer_id")
+    )
+    rows = features.join(chosen, "customer_id").toPandas()
+    explained = explain_rows(bundle.prepare(rows), bundle, config)
+    explained.insert(0, "customer_id", rows["customer_id"].to_numpy())
+    schema = ", ".join(f"{c} string" for c in explained.columns)
+    session = listed.sparkSession
+    return session.createDataFrame(explained.astype("object"), schema)
+
+
+def _write(
+    outreach: Any, not_scored: Any, out_dir: Path, top: int
+) -> tuple[dict[str, Path], pd.DataFrame, dict[str, int]]:
+    """Write the datasets (each swapped in whole) and the top rows; count the not-scored."""
+    from pyspark.sql import functions as F
+
+    out_dir = Path(out_dir).resolve()
+    paths = {name: out_dir / name for name in OUTPUTS}
+    ordered = outreach.orderBy(*_list_order())
+    with atomic_directory(paths["outreach"]) as tmp:
+        # each task writes its slice of the sorted list into every tier's folder,
+        # so part files follow the list order; readers sort again all the same
+        ordered.write.mode("overwrite").partitionBy("risk_tier").parquet(tmp.as_uri())
+    with atomic_directory(paths["not_scored"]) as tmp:
+        not_scored.write.mode("overwrite").parquet(tmp.as_uri())
+    top_rows = ordered.limit(top).toPandas()
+    write_csv(top_rows, paths["outreach_top.csv"])
+    reasons = not_scored.groupBy("reason").agg(F.count("*").alias("n")).toPandas()
+    counts = {str(r): int(n) for r, n in sorted(zip(reasons["reason"], reasons["n"], strict=True))}
+    return paths, top_rows, counts
+
+
+def _tier_summary(outreach: Any) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    summary: pd.DataFrame = (
+        outreach.groupBy("risk_tier")
+        .agg(
+            F.count("*").alias("customers"),
+            F.avg("churn_probability").alias("mean_probability"),
+            F.sum("value_at_risk").alias("value_at_risk"),
+            F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
+        )
+        .toPandas()
+    )
+    return summary
