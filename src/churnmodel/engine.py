@@ -13,6 +13,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.errors import ConfigError
@@ -91,9 +92,9 @@ def _start_spark(master: str | None) -> Any:
     return session
 
 
-def is_spark(table: ibis.Table) -> bool:
-    """Whether `table` runs on the Spark backend."""
-    return bool(table._find_backend(use_default=True).name == "pyspark")
+def is_spark(expr: ibis.Expr) -> bool:
+    """Whether `expr` runs on the Spark backend."""
+    return bool(expr._find_backend(use_default=True).name == "pyspark")
 
 
 def to_spark(table: ibis.Table) -> Any:
@@ -118,14 +119,34 @@ def collect(expr: ibis.Table) -> pd.DataFrame:
     """Run a table expression and return pandas, going through Arrow.
 
     Arrow keeps string ids as strings and skips ibis's pandas conversion,
-    which trips deprecation warnings on pandas 3.
+    which trips deprecation warnings on pandas 3 (on Spark, Ibis converts
+    through `toPandas`, so Spark results are fetched as Arrow directly).
     """
+    table = spark_to_arrow(to_spark(expr)) if is_spark(expr) else expr.to_pyarrow()
     # split_blocks + self_destruct hand Arrow's buffers to pandas column by
     # column instead of holding both copies of a large result at once.
-    frame: pd.DataFrame = expr.to_pyarrow().to_pandas(split_blocks=True, self_destruct=True)
+    frame: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
     return frame
 
 
 def scalar(expr: ir.Scalar) -> Any:
     """Run a scalar expression and return a plain Python value."""
+    if is_spark(expr):
+        return spark_to_arrow(to_spark(expr.as_table())).column(0)[0].as_py()
     return expr.to_pyarrow().as_py()
+
+
+def spark_to_arrow(frame: Any) -> pa.Table:
+    """A (small) Spark result as Arrow, timestamps naive UTC like everywhere else.
+
+    Spark marks timestamps with the session time zone (UTC); dropping the
+    zone keeps the same instants as the naive UTC values DuckDB returns.
+    """
+    table: pa.Table = frame.toArrow()
+    naive = pa.schema(
+        field.with_type(pa.timestamp(field.type.unit))
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None
+        else field
+        for field in table.schema
+    )
+    return table.cast(naive)

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from churnmodel._io import atomic_directory, atomic_path
 from churnmodel.config import OutreachConfig
 from churnmodel.data.validate import ValidatedTables
-from churnmodel.engine import cache, to_spark
+from churnmodel.engine import cache, spark_to_arrow, to_spark
 from churnmodel.features.matrix import feature_families, feature_table
 from churnmodel.outreach.build import (
     COLUMNS,
@@ -210,12 +211,11 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
         .limit(config.max_reason_rows)
         .select("customer_id")
     )
-    rows = features.join(chosen, "customer_id").toPandas()
+    rows = spark_to_arrow(features.join(chosen, "customer_id")).to_pandas()
     explained = explain_rows(bundle.prepare(rows), bundle, config)
     explained.insert(0, "customer_id", rows["customer_id"].to_numpy())
-    schema = ", ".join(f"{c} string" for c in explained.columns)
-    session = listed.sparkSession
-    return session.createDataFrame(explained.astype("object"), schema)
+    table = pa.Table.from_pandas(explained, preserve_index=False)
+    return listed.sparkSession.createDataFrame(table)
 
 
 def _write(
@@ -233,9 +233,9 @@ def _write(
         ordered.write.mode("overwrite").partitionBy("risk_tier").parquet(tmp.as_uri())
     with atomic_directory(paths["not_scored"]) as tmp:
         not_scored.write.mode("overwrite").parquet(tmp.as_uri())
-    top_rows = ordered.limit(top).toPandas()
+    top_rows = spark_to_arrow(ordered.limit(top)).to_pandas()
     write_csv(top_rows, paths["outreach_top.csv"])
-    reasons = not_scored.groupBy("reason").agg(F.count("*").alias("n")).toPandas()
+    reasons = spark_to_arrow(not_scored.groupBy("reason").agg(F.count("*").alias("n"))).to_pandas()
     counts = {str(r): int(n) for r, n in sorted(zip(reasons["reason"], reasons["n"], strict=True))}
     return paths, top_rows, counts
 
@@ -243,14 +243,11 @@ def _write(
 def _tier_summary(outreach: Any) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
-    summary: pd.DataFrame = (
-        outreach.groupBy("risk_tier")
-        .agg(
-            F.count("*").alias("customers"),
-            F.avg("churn_probability").alias("mean_probability"),
-            F.sum("value_at_risk").alias("value_at_risk"),
-            F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
-        )
-        .toPandas()
+    summary = outreach.groupBy("risk_tier").agg(
+        F.count("*").alias("customers"),
+        F.avg("churn_probability").alias("mean_probability"),
+        F.sum("value_at_risk").alias("value_at_risk"),
+        F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
     )
-    return summary
+    tiers: pd.DataFrame = spark_to_arrow(summary).to_pandas()
+    return tiers

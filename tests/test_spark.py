@@ -1,0 +1,224 @@
+"""The Spark engine on a local[2] session: same features, labels, scores and list as DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churnmodel.cli import app
+from churnmodel.config import RunConfig, load_config
+from churnmodel.data.simulate import SimulationParams, write_simulation
+from churnmodel.engine import connect
+from churnmodel.features.matrix import build_feature_matrix
+from churnmodel.outreach.build import COLUMNS
+from churnmodel.outreach.export import read_outreach
+from churnmodel.timeline import build_spine, training_cutoffs
+from churnmodel.workflows import load_data, score, score_on_spark
+
+pyspark = pytest.importorskip("pyspark")
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+runner = CliRunner()
+TABLES = ("customers", "transactions", "events")
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    con = connect("spark", spark_master="local[2]")
+    yield con
+    con.disconnect()
+
+
+def simulated(root: Path, business: str, seed: int) -> dict[str, str]:
+    params = SimulationParams(n_customers=1_200, seed=seed, business=business)  # type: ignore[arg-type]
+    return {name: str(path) for name, path in write_simulation(root, params).items()}
+
+
+def matrix_on(con: Any, sources: dict[str, str], config: RunConfig) -> pd.DataFrame:
+    tables = load_data(config, sources, con)
+    cutoffs = training_cutoffs(
+        config.cutoffs,
+        tables.observed_from,
+        tables.observed_until,
+        config.label.horizon_days,
+        history_days=max(config.features.windows_days),
+    )[-3:]
+    spine = build_spine(tables, cutoffs, config.label)
+    return build_feature_matrix(tables, spine, config.features).frame
+
+
+@pytest.mark.parametrize("business", ["non_contractual", "contractual"])
+def test_feature_matrix_and_labels_are_the_same_on_spark(spark, tmp_path, business) -> None:
+    sources = simulated(tmp_path, business, seed=3)
+    config = RunConfig.model_validate({"label": {"business": business}})
+    on_duckdb = matrix_on(connect(), sources, config)
+    on_spark = matrix_on(spark, sources, config)
+    assert len(on_duckdb) > 1_000 and on_duckdb["label"].nunique() == 2
+    assert list(on_spark.columns) == list(on_duckdb.columns)
+    assert on_spark.dtypes.to_dict() == on_duckdb.dtypes.to_dict()
+    pd.testing.assert_series_equal(on_spark["label"], on_duckdb["label"])
+    pd.testing.assert_frame_equal(on_spark, on_duckdb, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_a_spark_catalog_table_is_a_source(spark, tmp_path) -> None:
+    sources = simulated(tmp_path, "non_contractual", seed=4)
+    session = spark._session
+    session.read.parquet(sources["transactions"]).createOrReplaceTempView("shop_orders")
+    config = RunConfig()
+    from_view = load_data(config, {**sources, "transactions": "table:shop_orders"}, spark)
+    from_file = load_data(config, sources, connect())
+    assert from_view.reports["transactions"] == from_file.reports["transactions"]
+    assert from_view.observed_until == from_file.observed_until
+
+
+# -- scoring ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Simulated data, a config and a model trained and exported on DuckDB."""
+    root = tmp_path_factory.mktemp("spark-scoring")
+    write_simulation(root / "data", SimulationParams(n_customers=2_000, seed=7))
+    tables = "\n".join(f'{t} = "{root}/data/{t}.parquet"' for t in TABLES)
+    (root / "churn.toml").write_text(
+        f"""
+[data]
+{tables}
+
+[model]
+n_estimators = 80
+
+[outreach]
+max_reason_rows = 40
+
+[mlflow]
+tracking_uri = "sqlite:///{root}/mlflow.db"
+export_dir = "{root}/models"
+"""
+    )
+    result = runner.invoke(app, ["train", "--config", str(root / "churn.toml")])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+class CollectedRows:
+    """Records how many rows each Spark result brought to the driver."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, session: Any) -> None:
+        self.sizes: list[int] = []
+        data_frame = type(session.range(1))  # the concrete class (classic or Connect)
+        for method in ("toPandas", "toArrow", "collect"):
+            original = getattr(data_frame, method)
+            monkeypatch.setattr(data_frame, method, self._counting(original))
+
+    def _counting(self, original: Any) -> Any:
+        def wrapper(frame: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(frame, *args, **kwargs)
+            self.sizes.append(len(result) if not hasattr(result, "num_rows") else result.num_rows)
+            return result
+
+        return wrapper
+
+
+def test_scoring_on_spark_gives_the_duckdb_list_without_collecting_it(
+    spark, trained, tmp_path, monkeypatch
+) -> None:
+    config = load_config(trained / "churn.toml")
+    model = str(trained / "models")
+    on_duckdb = score(config, model)
+    collected = CollectedRows(monkeypatch, spark._session)
+    run = score_on_spark(config, tmp_path / "out", model, top=25, con=spark)
+    monkeypatch.undo()
+
+    scored = len(on_duckdb.outreach)
+    assert scored > 500
+    # only counts, the reason rows (40) and the top rows (25) reached the driver
+    assert collected.sizes and max(collected.sizes) <= 40 < scored
+
+    listed = read_outreach(tmp_path / "out" / "outreach")
+    expected = on_duckdb.outreach
+    assert list(listed.columns) == COLUMNS
+    merged = expected.merge(listed, on="customer_id", suffixes=("", "_spark"), validate="1:1")
+    assert len(merged) == scored == run.counts["scored"]
+    # the same probability for every customer
+    assert (merged["churn_probability"] == merged["churn_probability_spark"]).all()
+    # features agree to 1e-9, not to the last bit (sums run in another order), so a
+    # figure rounded at exactly .5 may land one unit apart; everything else is equal
+    close = {"health_score": 1, "value_12m": 0.01, "value_at_risk": 0.01}
+    for column, tolerance in close.items():
+        differ = (merged[column] - merged[f"{column}_spark"]).abs()
+        assert differ.max() <= tolerance and (differ > 0).mean() < 0.01, column
+    exact = [c for c in COLUMNS if c not in close]
+    pd.testing.assert_frame_equal(
+        listed[exact], expected[exact], check_dtype=False, check_categorical=False
+    )
+    assert int(listed["has_reasons"].sum()) == 40
+
+    not_scored = pd.read_parquet(tmp_path / "out" / "not_scored")
+    pd.testing.assert_frame_equal(
+        not_scored.astype(str), on_duckdb.scores.not_scored.astype(str), check_dtype=False
+    )
+    assert run.counts == on_duckdb.counts()
+    top = pd.read_csv(tmp_path / "out" / "outreach_top.csv", encoding="utf-8-sig", dtype=str)
+    assert top["customer_id"].tolist() == expected["customer_id"].head(25).tolist()
+
+
+def test_score_and_export_through_the_cli_on_spark(spark, trained, tmp_path) -> None:
+    out = tmp_path / "out"
+    args = ["--config", str(trained / "churn.toml"), "--model", str(trained / "models")]
+    result = runner.invoke(
+        app,
+        ["score", *args, "--out", str(out), "--engine", "spark", "--spark-master", "local[2]"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "every input customer accounted for" in result.output
+    assert sorted(p.name for p in (out / "outreach").glob("risk_tier=*")) == [
+        "risk_tier=high",
+        "risk_tier=low",
+        "risk_tier=medium",
+    ]
+    top = pd.read_csv(out / "outreach_top.csv", encoding="utf-8-sig", dtype=str)
+    assert len(top) == 1_000 or len(top) == len(read_outreach(out / "outreach"))
+    assert top["as_of"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+
+    cut = tmp_path / "high.csv"
+    exported = runner.invoke(
+        app, ["export", "--from", str(out / "outreach"), "--tier", "high", "--out", str(cut)]
+    )
+    assert exported.exit_code == 0, exported.output
+    high = pd.read_csv(cut, encoding="utf-8-sig", dtype={"customer_id": str})
+    assert set(high["risk_tier"]) == {"high"}
+    assert high["value_at_risk"].is_monotonic_decreasing
+
+
+def test_features_command_writes_the_same_matrix_on_spark(spark, trained, tmp_path) -> None:
+    written = {}
+    for engine in ("duckdb", "spark"):
+        path = tmp_path / f"{engine}.parquet"
+        result = runner.invoke(
+            app,
+            [
+                "features",
+                "--config",
+                str(trained / "churn.toml"),
+                "--cutoff",
+                "2025-10-01",
+                "--engine",
+                engine,
+                "--out",
+                str(path),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        written[engine] = pd.read_parquet(path)
+    assert written["spark"]["cutoff"].unique().tolist() == [pd.Timestamp(dt.date(2025, 10, 1))]
+    pd.testing.assert_frame_equal(
+        written["spark"], written["duckdb"], check_exact=False, rtol=1e-9, atol=1e-9
+    )
