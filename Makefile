@@ -25,6 +25,16 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## Create or refresh .venv from the lock file
 	@echo "environment ready: $(VENV)"
 
+.PHONY: java
+java: ## Java 17+ for the Spark tests (installed with apt-get when missing and run as root)
+	@java -version >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; \
+	  else \
+	    echo "the Spark tests need Java 17+: install a JRE (e.g. openjdk-17-jre-headless)" >&2; \
+	    exit 1; \
+	  fi; }
+
 .PHONY: lock
 lock: | $(UV) ## Re-resolve uv.lock after changing dependencies
 	$(UV) lock
@@ -44,7 +54,7 @@ typecheck: $(STAMP) ## mypy (strict) on src/
 	$(RUN) mypy src
 
 .PHONY: test
-test: $(STAMP) lint typecheck ## Lint, type checks and the whole test suite
+test: $(STAMP) java lint typecheck ## Lint, type checks and the whole test suite (Spark included)
 	$(RUN) pytest
 
 .PHONY: test-fast
@@ -61,10 +71,11 @@ demo: $(STAMP) ## Simulate, train and register (local MLflow), score, write the 
 	@echo "MLflow UI:     $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (http://127.0.0.1:5000)"
 
 .PHONY: bench
-bench: $(STAMP) ## Feature, training and scoring benchmarks -> benchmarks/results/
+bench: $(STAMP) java ## Feature, training, scoring and Spark benchmarks -> benchmarks/results/
 	$(RUN) python -m benchmarks.features
 	$(RUN) python -m benchmarks.training
 	$(RUN) python -m benchmarks.scoring
+	$(RUN) python -m benchmarks.spark
 
 .PHONY: clean
 clean: ## Remove generated data, outputs and caches (keeps .venv)

@@ -9,7 +9,13 @@ import pandas as pd
 
 from churnmodel.config import OutreachConfig, ReasonRule
 from churnmodel.features.catalog import FeatureSpec
-from churnmodel.outreach.build import health_scores, risk_tiers, value_12m
+from churnmodel.outreach.build import (
+    health_scores,
+    high_value_cut,
+    risk_tiers,
+    segment_labels,
+    value_12m,
+)
 from churnmodel.outreach.reasons import explain
 
 NAN = math.nan
@@ -59,6 +65,27 @@ def test_health_is_the_mean_of_the_behaviour_parts_it_can_see() -> None:
     scores = health_scores(frame, np.array([0.1, 0.5, 0.25]))
     # (100 + 50 + 80 + 75 + 100) / 5 = 81; (50 + 100 + 0 + 0) / 4 = 37.5 -> 38; no parts: 100 * 0.75
     assert scores.tolist() == [81, 38, 75]
+
+
+def test_high_value_cut_is_the_value_at_the_share_rank_ties_included() -> None:
+    values = np.array([10.0, 500.0, 80.0, 80.0, 0.0, 80.0, 7.0, 300.0, 1.0, 2.0])
+    # 30 % of 10 customers -> rank 3 by value: 500, 300, 80 -> the cut is 80, and all
+    # three customers at 80 are at or above it
+    cut = high_value_cut(values, 0.3)
+    assert cut == 80.0
+    assert int((values >= cut).sum()) == 5
+    # 25 % of 10 -> rank ceil(2.5) = 3 as well; 1 % of 10 -> at least rank 1
+    assert high_value_cut(values, 0.25) == 80.0
+    assert high_value_cut(values, 0.01) == 500.0
+    assert high_value_cut(np.array([]), 0.2) == math.inf
+
+
+def test_segments_take_new_then_high_value_then_at_risk() -> None:
+    new = np.array([True, True, False, False, False])
+    high_value = np.array([True, False, True, False, False])
+    at_risk = np.array([True, False, True, True, False])
+    labels = segment_labels(new, high_value, at_risk)
+    assert list(labels) == ["new", "new", "high-value", "at-risk", "regular"]
 
 
 SPECS = [

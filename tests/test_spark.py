@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from churnmodel.cli import app
 from churnmodel.config import RunConfig, load_config
 from churnmodel.data.simulate import SimulationParams, write_simulation
 from churnmodel.engine import connect
+from churnmodel.errors import CutoffError
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.outreach.build import COLUMNS
 from churnmodel.outreach.export import read_outreach
@@ -77,12 +79,31 @@ def test_a_spark_catalog_table_is_a_source(spark, tmp_path) -> None:
     assert from_view.observed_until == from_file.observed_until
 
 
+def test_a_large_training_matrix_is_sampled_by_stratum_on_spark(spark, tmp_path) -> None:
+    sources = simulated(tmp_path, "non_contractual", seed=5)
+    config = RunConfig()
+    tables = load_data(config, sources, spark)
+    cutoffs = [dt.date(2025, 9, 1), dt.date(2025, 10, 1)]
+    spine = build_spine(tables, cutoffs, config.label)
+    full = build_feature_matrix(tables, spine, config.features).frame
+    limit = len(full) // 3
+
+    def sampled() -> pd.DataFrame:
+        return build_feature_matrix(tables, spine, config.features, max_rows=limit, seed=1).frame
+
+    first, second = sampled(), sampled()
+    strata = full.groupby(["cutoff", "label"]).size()
+    expected = {key: math.ceil(n * limit / len(full)) for key, n in strata.items()}
+    assert first.groupby(["cutoff", "label"]).size().to_dict() == expected
+    pd.testing.assert_frame_equal(first, second)
+
+
 # -- scoring ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """Simulated data, a config and a model trained and exported on DuckDB."""
+    """Simulated data, a config and a model trained on Spark features and exported."""
     root = tmp_path_factory.mktemp("spark-scoring")
     write_simulation(root / "data", SimulationParams(n_customers=2_000, seed=7))
     tables = "\n".join(f'{t} = "{root}/data/{t}.parquet"' for t in TABLES)
@@ -102,8 +123,11 @@ tracking_uri = "sqlite:///{root}/mlflow.db"
 export_dir = "{root}/models"
 """
     )
-    result = runner.invoke(app, ["train", "--config", str(root / "churn.toml")])
+    # trained on features computed by Spark (the matrix is collected for LightGBM)
+    train = ["train", "--config", str(root / "churn.toml"), "--engine", "spark"]
+    result = runner.invoke(app, [*train, "--spark-master", "local[2]"])
     assert result.exit_code == 0, result.output
+    assert "promoted" in result.output
     return root
 
 
@@ -196,6 +220,15 @@ def test_score_and_export_through_the_cli_on_spark(spark, trained, tmp_path) -> 
     high = pd.read_csv(cut, encoding="utf-8-sig", dtype={"customer_id": str})
     assert set(high["risk_tier"]) == {"high"}
     assert high["value_at_risk"].is_monotonic_decreasing
+
+
+def test_a_date_before_anyone_is_eligible_writes_nothing(spark, trained, tmp_path) -> None:
+    config = load_config(trained / "churn.toml")
+    with pytest.raises(CutoffError, match="no customer is eligible at 2020-01-01"):
+        score_on_spark(
+            config, tmp_path / "out", str(trained / "models"), dt.date(2020, 1, 1), con=spark
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_features_command_writes_the_same_matrix_on_spark(spark, trained, tmp_path) -> None:

@@ -88,7 +88,7 @@ def main(
         handlers=[RichHandler(console=console, show_path=False, show_time=False)],
         force=True,
     )
-    for noisy in ("ibis", "sqlglot", "urllib3", "alembic"):
+    for noisy in ("ibis", "sqlglot", "urllib3", "alembic", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # MLflow narrates every download and schema migration; keep its errors only.
     logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose else logging.ERROR)

@@ -40,6 +40,8 @@ class DataConfig(_Strict):
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     # e.g. "local[2]", "spark://host:7077"; None: what spark-submit set, else local[*]
     spark_master: str | None = None
+    # extra settings for a Spark session churnmodel starts, e.g. spark.driver.memory = "8g"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
     # a training matrix with more rows is sampled, stratified by cutoff and label
     max_matrix_rows: int | None = Field(None, gt=0)
     customers: str | None = None

@@ -1,13 +1,17 @@
-"""Connections to the engines that run the Ibis expressions.
+"""Connections to the engines that run the Ibis expressions, and fetching results.
 
 This is the only module that names an Ibis backend. Everything downstream
-receives a connected backend and builds backend-neutral expressions on it.
+receives a connected backend and builds backend-neutral expressions on it;
+`collect` and `scalar` bring small results back the same way from either
+engine. The Spark scoring job (`spark_scoring`) is the one other place that
+talks to Spark directly, because it must not bring the list back at all.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import ibis
@@ -30,8 +34,8 @@ LOCAL_SPARK = {
     "spark.sql.shuffle.partitions": "8",
     # Let adaptive execution coalesce partitions inside cached plans too.
     "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
-    "spark.ui.showConsoleProgress": "false",
 }
+"""SQL settings for a local session churnmodel starts (also under spark-submit --master local)."""
 
 
 def connect(
@@ -39,6 +43,7 @@ def connect(
     memory_limit: str | None = None,
     spark_master: str | None = None,
     spark_session: Any = None,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> SQLBackend:
     """Open a backend with the session time zone pinned to UTC.
 
@@ -52,7 +57,8 @@ def connect(
 
     Spark: `spark_session` is used as given (a notebook's or a cluster's
     session); otherwise one is started, on `spark_master` when given, else
-    on whatever `spark-submit` configured (or local[*] when run bare).
+    on whatever `spark-submit` configured (or local[*] when run bare), with
+    `spark_conf` on top (settings such as driver memory apply only here).
     """
     if engine == "duckdb":
         con = ibis.duckdb.connect()
@@ -62,7 +68,7 @@ def connect(
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
     if engine == "spark":
-        session = spark_session or _start_spark(spark_master)
+        session = spark_session or _start_spark(spark_master, spark_conf or {})
         for key, value in SPARK_DEFAULTS.items():
             session.conf.set(key, value)
         backend: SQLBackend = ibis.pyspark.connect(session)
@@ -70,7 +76,7 @@ def connect(
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
 
 
-def _start_spark(master: str | None) -> Any:
+def _start_spark(master: str | None, conf: Mapping[str, str]) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -84,11 +90,15 @@ def _start_spark(master: str | None) -> Any:
     builder = SparkSession.builder.appName("churnmodel")
     if master is not None:
         builder = builder.master(master)
-    settings = {**SPARK_DEFAULTS, **(LOCAL_SPARK if master and master.startswith("local") else {})}
+    settings = {**SPARK_DEFAULTS, "spark.ui.showConsoleProgress": "false", **conf}
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")  # keep a batch job's log readable
+    if (session.sparkContext.master or "").startswith("local"):
+        for key, value in LOCAL_SPARK.items():
+            if key not in conf:
+                session.conf.set(key, value)
     return session
 
 

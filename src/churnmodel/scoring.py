@@ -14,6 +14,7 @@ not scored always adds up to the customers found in the input tables.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import ibis
@@ -23,7 +24,7 @@ import pyarrow as pa
 from churnmodel.config import RunConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import collect
-from churnmodel.errors import ModelError
+from churnmodel.errors import CutoffError, ModelError
 from churnmodel.features.catalog import FeatureSpec
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.registry.bundle import ModelBundle
@@ -92,6 +93,15 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
     not_scored = collect(not_scored_customers(tables, as_of, config, scored))
     return Scores(as_of, frame, matrix.specs, not_scored, unseen)
+
+
+def nothing_eligible(as_of: dt.date, not_scored: Mapping[str, int]) -> CutoffError:
+    """The error for a date at which no input customer can be scored, with the reasons."""
+    return CutoffError(
+        f"no customer is eligible at {as_of}, so nothing was scored; of "
+        f"{sum(not_scored.values()):,} input customers: "
+        + "; ".join(f"{n:,} {r}" for r, n in not_scored.items())
+    )
 
 
 def check_columns(bundle: ModelBundle, built: tuple[FeatureSpec, ...]) -> None:

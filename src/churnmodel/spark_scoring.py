@@ -47,7 +47,7 @@ from churnmodel.outreach.build import (
 )
 from churnmodel.outreach.export import write_csv
 from churnmodel.registry.bundle import ModelBundle
-from churnmodel.scoring import check_columns, not_scored_customers
+from churnmodel.scoring import check_columns, not_scored_customers, nothing_eligible
 from churnmodel.timeline import build_spine
 
 OUTPUTS = ("outreach", "outreach_top.csv", "not_scored", "summary.json")
@@ -95,6 +95,12 @@ def score_on_spark(
         unseen = _unseen_categories(features, bundle)
         figures = _row_figures(features, bundle, config).cache()
         rows = figures.count()
+        not_scored = to_spark(
+            not_scored_customers(tables, as_of, bundle.config, spine.select("customer_id"))
+        ).cache()
+        not_scored_counts = _count_by_reason(not_scored)
+        if not rows:
+            raise nothing_eligible(as_of, not_scored_counts)
         listed = _ranked(figures, rows, config).cache()
         reasons = _reasons(listed, features, bundle, config)
         outreach = (
@@ -106,10 +112,7 @@ def score_on_spark(
             .withColumn("model_version", F.lit(model_version))
             .select(*COLUMNS)
         )
-        not_scored = to_spark(
-            not_scored_customers(tables, as_of, bundle.config, spine.select("customer_id"))
-        )
-        paths, top_rows, not_scored_counts = _write(outreach, not_scored, out_dir, top)
+        paths, top_rows = _write(outreach, not_scored, out_dir, top)
         tiers = _tier_summary(outreach)
         counts = {
             "input customers": rows + sum(not_scored_counts.values()),
@@ -119,9 +122,8 @@ def score_on_spark(
         summary = {"as_of": str(as_of), "model": model_version, "counts": counts}
         with atomic_path(paths["summary.json"]) as tmp:
             tmp.write_text(json.dumps({**summary, "unseen_categories": unseen}, indent=2) + "\n")
-        features.unpersist()
-        figures.unpersist()
-        listed.unpersist()
+        for frame in (features, figures, not_scored, listed):
+            frame.unpersist()
     return SparkScores(as_of, model_version, counts, tiers, unseen, top_rows, paths)
 
 
@@ -218,12 +220,17 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
     return listed.sparkSession.createDataFrame(table)
 
 
-def _write(
-    outreach: Any, not_scored: Any, out_dir: Path, top: int
-) -> tuple[dict[str, Path], pd.DataFrame, dict[str, int]]:
-    """Write the datasets (each swapped in whole) and the top rows; count the not-scored."""
+def _count_by_reason(not_scored: Any) -> dict[str, int]:
     from pyspark.sql import functions as F
 
+    counts = spark_to_arrow(not_scored.groupBy("reason").agg(F.count("*").alias("n")))
+    return dict(sorted(zip(counts["reason"].to_pylist(), counts["n"].to_pylist(), strict=True)))
+
+
+def _write(
+    outreach: Any, not_scored: Any, out_dir: Path, top: int
+) -> tuple[dict[str, Path], pd.DataFrame]:
+    """Write the datasets (each swapped in whole) and the top rows."""
     out_dir = Path(out_dir).resolve()
     paths = {name: out_dir / name for name in OUTPUTS}
     ordered = outreach.orderBy(*_list_order())
@@ -235,9 +242,7 @@ def _write(
         not_scored.write.mode("overwrite").parquet(tmp.as_uri())
     top_rows = spark_to_arrow(ordered.limit(top)).to_pandas()
     write_csv(top_rows, paths["outreach_top.csv"])
-    reasons = spark_to_arrow(not_scored.groupBy("reason").agg(F.count("*").alias("n"))).to_pandas()
-    counts = {str(r): int(n) for r, n in sorted(zip(reasons["reason"], reasons["n"], strict=True))}
-    return paths, top_rows, counts
+    return paths, top_rows
 
 
 def _tier_summary(outreach: Any) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.engine import connect
-from churnmodel.errors import ConfigError, CutoffError, ModelError
+from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.model.evaluate import evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
@@ -36,7 +36,13 @@ from churnmodel.outreach import build_outreach, write_outreach
 from churnmodel.outreach.report import render_report
 from churnmodel.registry.bundle import ModelBundle, save_bundle
 from churnmodel.registry.promotion import Comparison, Decision, decide
-from churnmodel.scoring import Scores, check_compatible, default_as_of, score_customers
+from churnmodel.scoring import (
+    Scores,
+    check_compatible,
+    default_as_of,
+    nothing_eligible,
+    score_customers,
+)
 from churnmodel.timeline import build_spine, training_cutoffs
 
 Progress = Callable[[str], None]
@@ -74,7 +80,7 @@ def load_data(
 def connect_configured(config: RunConfig) -> SQLBackend:
     """The engine named in `[data]`, with its settings."""
     data = config.data
-    return connect(data.engine, data.memory_limit, data.spark_master)
+    return connect(data.engine, data.memory_limit, data.spark_master, spark_conf=data.spark_conf)
 
 
 def build_features(
@@ -334,7 +340,7 @@ def score(
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
-        raise _nothing_eligible(as_of, scores.not_scored_counts())
+        raise nothing_eligible(as_of, scores.not_scored_counts())
     step("ranking and explaining the riskiest customers")
     outreach = build_outreach(scores, bundle, config.outreach, label)
     return ScoreRun(scores, outreach, label)
@@ -361,12 +367,7 @@ def score_on_spark(
     tables = load_data(config, sources, con)
     as_of = as_of or default_as_of(tables)
     step(f"computing features, scores and the list as of {as_of} on Spark")
-    run = spark_scoring.score_on_spark(tables, bundle, as_of, config.outreach, label, out_dir, top)
-    if not run.counts["scored"]:
-        prefix = "not scored: "
-        not_scored = {k.removeprefix(prefix): n for k, n in run.counts.items() if prefix in k}
-        raise _nothing_eligible(as_of, not_scored)
-    return run
+    return spark_scoring.score_on_spark(tables, bundle, as_of, config.outreach, label, out_dir, top)
 
 
 def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tuple[ModelBundle, str]:
@@ -376,14 +377,6 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
     return bundle, label
-
-
-def _nothing_eligible(as_of: dt.date, not_scored: Mapping[str, int]) -> CutoffError:
-    return CutoffError(
-        f"no customer is eligible at {as_of}, so nothing was scored; of "
-        f"{sum(not_scored.values()):,} input customers: "
-        + "; ".join(f"{n:,} {r}" for r, n in not_scored.items())
-    )
 
 
 def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:
