@@ -1,6 +1,10 @@
-"""Benchmark: the scoring job on Spark local[2] next to DuckDB, on the same 1M customers.
+"""Benchmark: Spark local[2] next to DuckDB on the same 1M customers.
 
-    python -m benchmarks.spark [--customers 1000000]
+    python -m benchmarks.spark [--customers 1000000] [--cutoffs 3]
+
+Two jobs, each engine in its own process: the training feature matrix at the
+latest `--cutoffs` monthly cutoffs (collected to pandas, as `train` does; the
+two matrices are compared value by value), and the scoring job.
 
 Data and model are those of benchmarks/scoring.py (1M customers, ~10M
 purchases, ~48M events; a bundle trained on 50,000 other customers). Each
@@ -44,29 +48,57 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--part", choices=["spark"], help=argparse.SUPPRESS)
+    parser.add_argument("--cutoffs", type=int, default=3)
+    parser.add_argument(
+        "--part", choices=["spark", "features-duckdb", "features-spark"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     data, bundle = ensure_data(args.customers), ensure_model()
     if args.part == "spark":
         print(json.dumps(run_spark(data, bundle)))
+    elif args.part in ("features-duckdb", "features-spark"):
+        print(json.dumps(run_features(data, args.part.removeprefix("features-"), args.cutoffs)))
     else:
         report(args, data)
 
 
+def run_features(data: Path, engine: str, cutoffs: int) -> dict[str, object]:
+    from benchmarks.features import monthly_cutoffs
+    from churnmodel.engine import connect
+    from churnmodel.workflows import build_features
+
+    started = time.perf_counter()
+    con = connect(engine) if engine == "duckdb" else _spark()
+    run = build_features(config_for(data), monthly_cutoffs(cutoffs), con=con)
+    seconds = time.perf_counter() - started
+    run.matrix.frame.to_parquet(data / f"features-{engine}.parquet")
+    return {
+        "seconds": round(seconds, 1),
+        "rows": len(run.matrix.frame),
+        "features": len(run.matrix.specs),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+    }
+
+
+def _spark() -> Any:
+    from churnmodel.engine import connect
+
+    return connect(
+        "spark",
+        spark_master=f"local[{CORES}]",
+        spark_conf={"spark.driver.memory": DRIVER_MEMORY, "spark.ui.enabled": "true"},
+    )
+
+
 def run_spark(data: Path, bundle_dir: Path) -> dict[str, object]:
     from churnmodel import spark_scoring
-    from churnmodel.engine import connect
     from churnmodel.registry.bundle import load_bundle
     from churnmodel.scoring import default_as_of
     from churnmodel.workflows import load_data
 
     config = config_for(data)
     started = time.perf_counter()
-    con = connect(
-        "spark",
-        spark_master=f"local[{CORES}]",
-        spark_conf={"spark.driver.memory": DRIVER_MEMORY, "spark.ui.enabled": "true"},
-    )
+    con = _spark()
     session = con._session
     session_seconds = time.perf_counter() - started
     bundle = load_bundle(bundle_dir)
@@ -157,15 +189,40 @@ def _union_seconds(spans: list[tuple[pd.Timestamp, pd.Timestamp]]) -> float:
 
 
 def report(args: argparse.Namespace, data: Path) -> None:
-    size = ("--customers", str(args.customers))
-    duckdb = run_part("benchmarks.scoring", "churnmodel", *size)
+    size = ("--customers", str(args.customers), "--cutoffs", str(args.cutoffs))
+    features = {
+        engine: run_part("benchmarks.spark", f"features-{engine}", *size)
+        for engine in ("duckdb", "spark")
+    }
+    duckdb_matrix = pd.read_parquet(data / "features-duckdb.parquet")
+    spark_matrix = pd.read_parquet(data / "features-spark.parquet")
+    numeric = duckdb_matrix.select_dtypes("number").columns
+    same_layout = duckdb_matrix.dtypes.equals(spark_matrix.dtypes) and len(duckdb_matrix) == len(
+        spark_matrix
+    )
+    difference = (duckdb_matrix[numeric] - spark_matrix[numeric]).abs().max().max()
+    duckdb = run_part("benchmarks.scoring", "churnmodel", "--customers", str(args.customers))
     spark = run_part("benchmarks.spark", "spark", *size)
     result = {
         **header("spark"),
         "customers": args.customers,
-        "duckdb": duckdb,
-        f"spark_local_{CORES}": spark,
-        "spark_over_duckdb": round(spark["seconds"] / duckdb["seconds"], 2),  # type: ignore[operator]
+        "training_features": {
+            "cutoffs": args.cutoffs,
+            "duckdb": features["duckdb"],
+            f"spark_local_{CORES}": features["spark"],
+            "same_columns_dtypes_rows": bool(same_layout),
+            "max_abs_difference": float(difference),
+            "labels_equal": bool(duckdb_matrix["label"].equals(spark_matrix["label"])),
+            "spark_over_duckdb": round(
+                features["spark"]["seconds"] / features["duckdb"]["seconds"],  # type: ignore[operator]
+                2,
+            ),
+        },
+        "scoring": {
+            "duckdb": duckdb,
+            f"spark_local_{CORES}": spark,
+            "spark_over_duckdb": round(spark["seconds"] / duckdb["seconds"], 2),  # type: ignore[operator]
+        },
     }
     write_result(result, f"spark-{args.customers}")
 

@@ -143,7 +143,7 @@ def not_scored_customers(
     An expression, so that each engine computes it where the data is
     (Spark writes it without collecting); ordered by customer id.
     """
-    cutoff = pd.Timestamp(as_of).to_pydatetime()
+    cutoff = dt.datetime.combine(as_of, dt.time())
     window = dt.timedelta(days=config.label.active_window_days)
     facts = _customer_facts(tables, config, cutoff)
     facts = facts.anti_join(scored.select("customer_id"), "customer_id")

@@ -87,24 +87,26 @@ def score_on_spark(
         def materialize(table: Any) -> Any:
             return cached.enter_context(cache(table))
 
+        def persist(frame: Any) -> Any:
+            cached.callback(frame.unpersist)
+            return frame.cache()
+
         spine = materialize(build_spine(tables, [as_of], bundle.config.label, with_labels=False))
         families = feature_families(tables, bundle.config.features)
         table, specs = feature_table(spine, families, materialize, method="direct")
         check_columns(bundle, specs)
-        features = to_spark(table.select("customer_id", *bundle.feature_names)).cache()
+        features = persist(to_spark(table.select("customer_id", *bundle.feature_names)))
         unseen = _unseen_categories(features, bundle)
-        figures = _row_figures(features, bundle, config).cache()
+        figures = persist(_row_figures(features, bundle, config))
         rows = figures.count()
-        not_scored = to_spark(
-            not_scored_customers(tables, as_of, bundle.config, spine.select("customer_id"))
-        ).cache()
+        eligible = spine.select("customer_id")
+        not_scored = persist(to_spark(not_scored_customers(tables, as_of, bundle.config, eligible)))
         not_scored_counts = _count_by_reason(not_scored)
         if not rows:
             raise nothing_eligible(as_of, not_scored_counts)
-        listed = _ranked(figures, rows, config).cache()
-        reasons = _reasons(listed, features, bundle, config)
+        listed = persist(_ranked(figures, rows, config))
         outreach = (
-            listed.join(reasons, "customer_id", "left")
+            listed.join(_reasons(listed, features, bundle, config), "customer_id", "left")
             .withColumn("has_reasons", F.col("action").isNotNull())
             .fillna("", [*(f"reason_{i + 1}" for i in range(REASONS)), "action"])
             # naive, like every timestamp in churnmodel (parquet without a time zone)
@@ -114,16 +116,19 @@ def score_on_spark(
         )
         paths, top_rows = _write(outreach, not_scored, out_dir, top)
         tiers = _tier_summary(outreach)
-        counts = {
-            "input customers": rows + sum(not_scored_counts.values()),
-            "scored": rows,
-            **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
-        }
-        summary = {"as_of": str(as_of), "model": model_version, "counts": counts}
-        with atomic_path(paths["summary.json"]) as tmp:
-            tmp.write_text(json.dumps({**summary, "unseen_categories": unseen}, indent=2) + "\n")
-        for frame in (features, figures, not_scored, listed):
-            frame.unpersist()
+    counts = {
+        "input customers": rows + sum(not_scored_counts.values()),
+        "scored": rows,
+        **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
+    }
+    summary = {
+        "as_of": str(as_of),
+        "model": model_version,
+        "counts": counts,
+        "unseen_categories": unseen,
+    }
+    with atomic_path(paths["summary.json"]) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
     return SparkScores(as_of, model_version, counts, tiers, unseen, top_rows, paths)
 
 
@@ -216,7 +221,8 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
     rows = spark_to_arrow(features.join(chosen, "customer_id")).to_pandas()
     explained = explain_rows(bundle.prepare(rows), bundle, config)
     explained.insert(0, "customer_id", rows["customer_id"].to_numpy())
-    table = pa.Table.from_pandas(explained, preserve_index=False)
+    # typed columns even when no row was chosen (Spark cannot write untyped ones)
+    table = pa.table({c: pa.array(explained[c].tolist(), pa.string()) for c in explained})
     return listed.sparkSession.createDataFrame(table)
 
 
