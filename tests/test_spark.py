@@ -20,14 +20,15 @@ from churnmodel.errors import CutoffError
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.outreach.build import COLUMNS
 from churnmodel.outreach.export import read_outreach
-from churnmodel.timeline import build_spine, training_cutoffs
-from churnmodel.workflows import load_data, score, score_on_spark
+from churnmodel.timeline import build_spine
+from churnmodel.workflows import build_features, load_data, score, score_on_spark
 
 pyspark = pytest.importorskip("pyspark")
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 runner = CliRunner()
 TABLES = ("customers", "transactions", "events")
+CUTOFFS = [dt.date(2025, 8, 1), dt.date(2025, 9, 1), dt.date(2025, 10, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +44,7 @@ def simulated(root: Path, business: str, seed: int) -> dict[str, str]:
 
 
 def matrix_on(con: Any, sources: dict[str, str], config: RunConfig) -> pd.DataFrame:
-    tables = load_data(config, sources, con)
-    cutoffs = training_cutoffs(
-        config.cutoffs,
-        tables.observed_from,
-        tables.observed_until,
-        config.label.horizon_days,
-        history_days=max(config.features.windows_days),
-    )[-3:]
-    spine = build_spine(tables, cutoffs, config.label)
-    return build_feature_matrix(tables, spine, config.features).frame
+    return build_features(config, CUTOFFS, sources, con).matrix.frame
 
 
 @pytest.mark.parametrize("business", ["non_contractual", "contractual"])

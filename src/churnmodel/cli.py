@@ -26,7 +26,7 @@ from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
 from churnmodel.model.evaluate import Metrics
-from churnmodel.outreach.build import TIERS
+from churnmodel.outreach.build import TIERS, tier_summary
 from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
 from churnmodel.spark_scoring import SparkScores
 from churnmodel.tracking.runs import tracking_uri
@@ -379,66 +379,45 @@ def export_command(
 
 
 def _print_score_summary(run: ScoreRun, paths: dict[str, Path]) -> None:
-    outreach = run.outreach
-    tiers = Table(
-        "tier",
-        "customers",
-        "mean probability",
-        "value at risk",
-        "with reasons",
-        title=f"outreach list as of {run.scores.as_of}, model {run.model}",
-    )
-    for tier, rows in outreach.groupby("risk_tier", observed=False):
-        tiers.add_row(
-            str(tier),
-            f"{len(rows):,}",
-            f"{rows['churn_probability'].mean():.3f}" if len(rows) else "-",
-            f"{rows['value_at_risk'].sum():,.2f}",
-            f"{int(rows['has_reasons'].sum()):,}",
-        )
-    out.print(tiers)
-    _print_counts(run.counts())
-    _print_unseen(run.scores.unseen_categories)
-    for name, path in paths.items():
-        out.print(f"{name:<17} [bold]{path}[/]")
+    title = f"outreach list as of {run.scores.as_of}, model {run.model}"
+    tiers = tier_summary(run.outreach)
+    _print_list_summary(title, tiers, run.counts(), run.scores.unseen_categories, paths)
 
 
 def _print_spark_summary(run: SparkScores) -> None:
-    tiers = Table(
-        "tier",
-        "customers",
-        "mean probability",
-        "value at risk",
-        "with reasons",
-        title=f"outreach list as of {run.as_of}, model {run.model} (Spark)",
-    )
-    by_tier = {row["risk_tier"]: row for row in run.tiers.to_dict("records")}
+    title = f"outreach list as of {run.as_of}, model {run.model} (Spark)"
+    _print_list_summary(title, run.tiers, run.counts, run.unseen_categories, run.paths)
+
+
+def _print_list_summary(
+    title: str,
+    tiers: pd.DataFrame,
+    counts: dict[str, int],
+    unseen_categories: dict[str, int],
+    paths: dict[str, Path],
+) -> None:
+    columns = ("tier", "customers", "mean probability", "value at risk", "with reasons")
+    table = Table(*columns, title=title)
+    by_tier = {str(row["risk_tier"]): row for row in tiers.to_dict("records")}
     for tier in TIERS:
-        if (row := by_tier.get(tier)) is not None:
-            tiers.add_row(
-                tier,
-                f"{int(row['customers']):,}",
-                f"{row['mean_probability']:.3f}",
-                f"{row['value_at_risk']:,.2f}",
-                f"{int(row['with_reasons']):,}",
-            )
-    out.print(tiers)
-    _print_counts(run.counts)
-    _print_unseen(run.unseen_categories)
-    for name, path in run.paths.items():
-        out.print(f"{name:<17} [bold]{path}[/]")
-
-
-def _print_counts(counts: dict[str, int]) -> None:
-    table = Table("customers", "count", title="every input customer accounted for")
-    for label, count in counts.items():
-        table.add_row(label, f"{count:,}")
+        row = by_tier.get(tier, {})
+        customers = int(row.get("customers", 0))
+        table.add_row(
+            tier,
+            f"{customers:,}",
+            f"{row['mean_probability']:.3f}" if customers else "-",
+            f"{row.get('value_at_risk', 0):,.2f}",
+            f"{int(row.get('with_reasons', 0)):,}",
+        )
     out.print(table)
-
-
-def _print_unseen(unseen_categories: dict[str, int]) -> None:
+    counted = Table("customers", "count", title="every input customer accounted for")
+    for label, count in counts.items():
+        counted.add_row(label, f"{count:,}")
+    out.print(counted)
     for feature, unseen in sorted(unseen_categories.items()):
         console.print(
             f"[yellow]note:[/] {unseen:,} rows have a {feature} unseen in training "
             "(scored as missing)"
         )
+    for name, path in paths.items():
+        out.print(f"{name:<17} [bold]{path}[/]")

@@ -64,7 +64,7 @@ class SparkScores:
     as_of: dt.date
     model: str
     counts: dict[str, int]  # input customers, scored, not scored: <reason>
-    tiers: pd.DataFrame  # risk_tier, customers, mean probability, value at risk, with reasons
+    tiers: pd.DataFrame  # as `outreach.build.tier_summary`
     unseen_categories: dict[str, int]
     top: pd.DataFrame  # the first rows of the list, as in outreach_top.csv
     paths: dict[str, Path]

@@ -223,6 +223,18 @@ def segment_labels(
     return pd.Categorical(labels, categories=list(SEGMENTS))
 
 
+def tier_summary(outreach: pd.DataFrame) -> pd.DataFrame:
+    """Per risk tier: customers, mean probability, value, value at risk, rows with reasons."""
+    grouped = outreach.groupby("risk_tier", observed=False).agg(
+        customers=("customer_id", "size"),
+        mean_probability=("churn_probability", "mean"),
+        value_12m=("value_12m", "sum"),
+        value_at_risk=("value_at_risk", "sum"),
+        with_reasons=("has_reasons", "sum"),
+    )
+    return grouped.reset_index()
+
+
 def reason_rows(ranked: pd.DataFrame, config: OutreachConfig) -> pd.Index:
     """Rows (in list order) in the reason tiers, at most `max_reason_rows`."""
     wanted = ranked["risk_tier"].isin(config.reason_tiers)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from churnmodel.outreach.build import TIERS
+from churnmodel.outreach.build import TIERS, tier_summary
 
 TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
 TOP_ROWS = 25
@@ -44,7 +44,7 @@ def render_report(
         "<h2>Customers</h2>",
         _table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
         "<h2>Risk tiers</h2>",
-        _table(_tier_summary(outreach)),
+        _table(tier_summary(outreach).round(3)),
         '<div class="charts">',
         _image(_risk_distribution(outreach)),
         _image(_value_by_segment(outreach)),
@@ -62,16 +62,6 @@ def render_report(
         f"<title>Churn outreach {html.escape(as_of)}</title><style>{STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
-
-
-def _tier_summary(outreach: pd.DataFrame) -> pd.DataFrame:
-    grouped = outreach.groupby("risk_tier", observed=False).agg(
-        customers=("customer_id", "size"),
-        mean_probability=("churn_probability", "mean"),
-        value_12m=("value_12m", "sum"),
-        value_at_risk=("value_at_risk", "sum"),
-    )
-    return grouped.reindex(list(TIERS)).reset_index().round(3)
 
 
 def _top(outreach: pd.DataFrame) -> pd.DataFrame:
