@@ -83,9 +83,11 @@ def _start_spark(master: str | None, conf: Mapping[str, str]) -> Any:
         raise ConfigError(
             "engine 'spark' needs PySpark: pip install 'churnmodel[spark]' (and Java 17+)"
         ) from exc
-    if master is None or master.startswith("local"):
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not launched_by_spark_submit and (master is None or master.startswith("local")):
         # Local Python workers must run this interpreter (its venv has pandas,
         # lightgbm and churnmodel), not whatever `python3` is first on PATH.
+        # Under spark-submit the workers' Python is the job's own setting.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("churnmodel")
     if master is not None:
