@@ -20,6 +20,7 @@ from churnmodel.errors import CutoffError
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.outreach.build import COLUMNS
 from churnmodel.outreach.export import read_outreach
+from churnmodel.outreach.report import render_report, report_data
 from churnmodel.timeline import build_spine
 from churnmodel.workflows import build_features, load_data, score, score_on_spark
 
@@ -183,6 +184,10 @@ def test_scoring_on_spark_gives_the_duckdb_list_without_collecting_it(
     assert run.counts == on_duckdb.counts()
     top = pd.read_csv(tmp_path / "out" / "outreach_top.csv", encoding="utf-8-sig", dtype=str)
     assert top["customer_id"].tolist() == expected["customer_id"].head(25).tolist()
+    # the report, drawn from Spark aggregates, is the DuckDB report
+    unseen = on_duckdb.scores.unseen_categories
+    report = render_report(report_data(expected), on_duckdb.counts(), on_duckdb.model, unseen)
+    assert (tmp_path / "out" / "report.html").read_text(encoding="utf-8") == report
 
 
 def test_score_and_export_through_the_cli_on_spark(spark, trained, tmp_path) -> None:
@@ -195,6 +200,7 @@ def test_score_and_export_through_the_cli_on_spark(spark, trained, tmp_path) -> 
     )
     assert result.exit_code == 0, result.output
     assert "every input customer accounted for" in result.output
+    assert "data:image/png;base64," in (out / "report.html").read_text(encoding="utf-8")
     assert sorted(p.name for p in (out / "outreach").glob("risk_tier=*")) == [
         "risk_tier=high",
         "risk_tier=low",

@@ -328,7 +328,8 @@ def score_command(
 
     DuckDB writes outreach.parquet/.csv, not_scored.csv and report.html.
     Spark writes outreach/ (parquet by risk tier) and not_scored/ without
-    collecting the list, plus outreach_top.csv (first --top rows) and summary.json.
+    collecting the list, plus outreach_top.csv (first --top rows), report.html
+    and summary.json.
     """
     run_config = _run_config(config, engine, spark_master)
     date = as_of.date() if as_of else None

@@ -10,10 +10,12 @@ The same feature builders, model bundle and list rules as `scoring` and
   narrow columns (the only step that does not spread over executors);
 * reasons are computed on the driver for at most `max_reason_rows` rows;
 * the list is written by Spark as parquet partitioned by risk tier, the
-  customers not scored as parquet, and the first `top` rows as csv.
+  customers not scored as parquet, and the first `top` rows as csv;
+* the report is drawn from aggregates (tiers, a probability histogram,
+  value by segment), the reason texts and the top rows.
 
-Nothing collects the scored customers to the driver: only counts, the
-reason rows and the top rows cross over.
+Nothing collects the scored customers to the driver: only counts,
+aggregates, the reason rows and the top rows cross over.
 """
 
 from __future__ import annotations
@@ -40,17 +42,19 @@ from churnmodel.outreach.build import (
     LIST_ORDER,
     REASONS,
     SEGMENTS,
+    TIERS,
     explain_rows,
     high_value_rank,
     row_figures,
     tier_sizes,
 )
 from churnmodel.outreach.export import write_csv
+from churnmodel.outreach.report import BINS, ReportData, render_report
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import check_columns, not_scored_customers, nothing_eligible
 from churnmodel.timeline import build_spine
 
-OUTPUTS = ("outreach", "outreach_top.csv", "not_scored", "summary.json")
+OUTPUTS = ("outreach", "outreach_top.csv", "not_scored", "report.html", "summary.json")
 ROW_SCHEMA = (
     "customer_id string, churn_probability double, health_score long, value_12m double, "
     "value_at_risk double, probability double, new boolean"
@@ -115,12 +119,14 @@ def score_on_spark(
             .select(*COLUMNS)
         )
         paths, top_rows = _write(outreach, not_scored, out_dir, top)
-        tiers = _tier_summary(outreach)
+        report = _report_data(outreach, as_of, rows, top_rows)
     counts = {
         "input customers": rows + sum(not_scored_counts.values()),
         "scored": rows,
         **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
     }
+    with atomic_path(paths["report.html"]) as tmp:
+        tmp.write_text(render_report(report, counts, model_version, unseen), encoding="utf-8")
     summary = {
         "as_of": str(as_of),
         "model": model_version,
@@ -129,7 +135,7 @@ def score_on_spark(
     }
     with atomic_path(paths["summary.json"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    return SparkScores(as_of, model_version, counts, tiers, unseen, top_rows, paths)
+    return SparkScores(as_of, model_version, counts, report.tiers, unseen, top_rows, paths)
 
 
 def _unseen_categories(features: Any, bundle: ModelBundle) -> dict[str, int]:
@@ -251,14 +257,49 @@ def _write(
     return paths, top_rows
 
 
-def _tier_summary(outreach: Any) -> pd.DataFrame:
+def _report_data(outreach: Any, as_of: dt.date, rows: int, top_rows: pd.DataFrame) -> ReportData:
+    """The report's figures as Spark aggregates; only the reason texts are fetched row by row.
+
+    Those are the rows with reasons, at most `max_reason_rows`.
+    """
     from pyspark.sql import functions as F
 
-    summary = outreach.groupBy("risk_tier").agg(
-        F.count("*").alias("customers"),
-        F.avg("churn_probability").alias("mean_probability"),
-        F.sum("value_at_risk").alias("value_at_risk"),
-        F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
+    outreach = outreach.persist()
+    try:
+        tiers = outreach.groupBy("risk_tier").agg(
+            F.count("*").alias("customers"),
+            F.avg("churn_probability").alias("mean_probability"),
+            F.sum("value_12m").alias("value_12m"),
+            F.sum("value_at_risk").alias("value_at_risk"),
+            F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
+        )
+        probability_bin = F.least(F.floor(F.col("churn_probability") * BINS), F.lit(BINS - 1))
+        bins = outreach.groupBy(probability_bin.alias("bin"), "risk_tier").count()
+        segments = outreach.groupBy("segment").agg(F.sum("value_at_risk").alias("value_at_risk"))
+        leading = outreach.filter("has_reasons").select("reason_1")
+        tier_rows = _fetch(tiers).set_index("risk_tier").reindex(list(TIERS))
+        counted = ["customers", "with_reasons"]
+        tier_rows[counted] = tier_rows[counted].fillna(0).astype("int64")
+        tier_rows = tier_rows.fillna({"value_12m": 0.0, "value_at_risk": 0.0}).reset_index()
+        histogram = _fetch(bins).pivot_table(
+            index="bin", columns="risk_tier", values="count", fill_value=0
+        )
+        by_segment = _fetch(segments).set_index("segment")["value_at_risk"]
+        reasons = _fetch(leading)["reason_1"]
+    finally:
+        outreach.unpersist()
+    return ReportData(
+        as_of=str(as_of),
+        scored=rows,
+        with_reasons=int(tier_rows["with_reasons"].sum()),
+        tiers=tier_rows,
+        histogram=histogram,
+        value_by_segment=by_segment,
+        leading_reasons=reasons,
+        top=top_rows,
     )
-    tiers: pd.DataFrame = spark_to_arrow(summary).to_pandas()
-    return tiers
+
+
+def _fetch(frame: Any) -> pd.DataFrame:
+    result: pd.DataFrame = spark_to_arrow(frame).to_pandas()
+    return result

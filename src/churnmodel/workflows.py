@@ -33,7 +33,7 @@ from churnmodel.model.training import (
 )
 from churnmodel.model.tuning import tune
 from churnmodel.outreach import build_outreach, write_outreach
-from churnmodel.outreach.report import render_report
+from churnmodel.outreach.report import render_report, report_data
 from churnmodel.registry.bundle import ModelBundle, save_bundle
 from churnmodel.registry.promotion import Comparison, Decision, decide
 from churnmodel.scoring import (
@@ -359,7 +359,7 @@ def score_on_spark(
     """`score` for data on Spark: the list is computed and written by Spark, never collected.
 
     Writes `out_dir/outreach/` (parquet by risk tier), `not_scored/`, the
-    first `top` rows as `outreach_top.csv` and `summary.json`.
+    first `top` rows as `outreach_top.csv`, `report.html` and `summary.json`.
     """
     step = progress or (lambda _: None)
     bundle, label = _scoring_model(config, model, step)
@@ -381,5 +381,6 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
 
 def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:
     """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically."""
-    report = render_report(run.outreach, run.counts(), run.model, run.scores.unseen_categories)
+    data = report_data(run.outreach)
+    report = render_report(data, run.counts(), run.model, run.scores.unseen_categories)
     return write_outreach(run.outreach, run.scores.not_scored, report, out_dir)

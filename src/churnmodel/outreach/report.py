@@ -12,11 +12,12 @@ import html
 import io
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from churnmodel.outreach.build import TIERS, tier_summary
+from churnmodel.outreach.build import SEGMENTS, TIERS, tier_summary
 
 TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
 TOP_ROWS = 25
@@ -30,28 +31,68 @@ th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 """
 
 
+BINS = 20
+"""Probability bins of the risk distribution chart (0-0.05, ..., 0.95-1)."""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the report shows, small enough for any engine to hand over."""
+
+    as_of: str
+    scored: int
+    with_reasons: int
+    tiers: pd.DataFrame  # as `tier_summary`
+    histogram: pd.DataFrame  # customers per probability bin (rows) and tier (columns)
+    value_by_segment: pd.Series  # value at risk per segment
+    leading_reasons: pd.Series  # reason_1 of the rows with reasons
+    top: pd.DataFrame  # the first rows of the list
+
+
+def probability_bin(probability: pd.Series) -> pd.Series:
+    """Bin index 0..BINS-1 of each probability (1.0 falls in the last bin)."""
+    return (probability * BINS).astype("int64").clip(0, BINS - 1)
+
+
+def report_data(outreach: pd.DataFrame) -> ReportData:
+    """The report's figures from the full list (the DuckDB path has it in memory)."""
+    histogram = pd.crosstab(
+        probability_bin(outreach["churn_probability"]),
+        outreach["risk_tier"].astype(str),
+    )
+    segments = outreach.groupby("segment", observed=False)["value_at_risk"].sum()
+    return ReportData(
+        as_of=f"{outreach['as_of'].iloc[0]:%Y-%m-%d}" if len(outreach) else "-",
+        scored=len(outreach),
+        with_reasons=int(outreach["has_reasons"].sum()),
+        tiers=tier_summary(outreach),
+        histogram=histogram,
+        value_by_segment=segments,
+        leading_reasons=outreach.loc[outreach["has_reasons"], "reason_1"],
+        top=outreach.head(TOP_ROWS),
+    )
+
+
 def render_report(
-    outreach: pd.DataFrame, counts: Mapping[str, int], model: str, unseen: Mapping[str, int]
+    data: ReportData, counts: Mapping[str, int], model: str, unseen: Mapping[str, int]
 ) -> str:
     """The report as one HTML string; `counts` is what happened to every input customer."""
-    as_of = f"{outreach['as_of'].iloc[0]:%Y-%m-%d}" if len(outreach) else "-"
-    with_reasons = int(outreach["has_reasons"].sum())
     parts = [
-        f"<h1>Churn outreach list, {html.escape(as_of)}</h1>",
-        f'<p class="sub">model {html.escape(model)}; {len(outreach):,} customers scored; '
-        f"reasons for the {with_reasons:,} highest-value rows of the reason tiers "
+        f"<h1>Churn outreach list, {html.escape(data.as_of)}</h1>",
+        f'<p class="sub">model {html.escape(model)}; {data.scored:,} customers scored; '
+        f"reasons for the {data.with_reasons:,} highest-value rows of the reason tiers "
         "(column has_reasons)</p>",
         "<h2>Customers</h2>",
         _table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
         "<h2>Risk tiers</h2>",
-        _table(tier_summary(outreach).round(3)),
+        _table(data.tiers.round(3)),
         '<div class="charts">',
-        _image(_risk_distribution(outreach)),
-        _image(_value_by_segment(outreach)),
-        _image(_top_reasons(outreach)),
+        _image(_risk_distribution(data.histogram)),
+        _image(_value_by_segment(data.value_by_segment)),
+        _image(_top_reasons(data.leading_reasons)),
         "</div>",
         f"<h2>Top {TOP_ROWS} by value at risk</h2>",
-        _table(_top(outreach)),
+        _table(_top(data.top)),
     ]
     if unseen:
         listed = ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unseen.items()))
@@ -59,7 +100,7 @@ def render_report(
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Churn outreach {html.escape(as_of)}</title><style>{STYLE}</style></head>"
+        f"<title>Churn outreach {html.escape(data.as_of)}</title><style>{STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
 
@@ -79,7 +120,7 @@ def _top(outreach: pd.DataFrame) -> pd.DataFrame:
 
 def _table(frame: pd.DataFrame) -> str:
     """An HTML table; text columns left-aligned (pandas escapes the values)."""
-    text = [c for c in frame.columns if frame[c].dtype == object or frame[c].dtype == "str"]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     table = frame.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:,.3f}")
     for column in text:
         table = table.replace(f"<th>{column}</th>", f'<th class="text">{column}</th>')
@@ -93,14 +134,24 @@ def _image(figure: Figure) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{data}">'
 
 
-def _risk_distribution(outreach: pd.DataFrame) -> Figure:
+def _risk_distribution(histogram: pd.DataFrame) -> Figure:
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
-    bins = [i / 20 for i in range(21)]
-    stacked = [outreach.loc[outreach["risk_tier"] == t, "churn_probability"] for t in TIERS]
-    axes.hist(
-        stacked, bins=bins, stacked=True, label=list(TIERS), color=[TIER_COLORS[t] for t in TIERS]
-    )
+    counts = histogram.reindex(index=range(BINS), columns=list(TIERS), fill_value=0)
+    left = [i / BINS for i in range(BINS)]
+    bottom = [0] * BINS
+    for tier in TIERS:
+        heights = counts[tier].tolist()
+        axes.bar(
+            left,
+            heights,
+            width=1 / BINS,
+            bottom=bottom,
+            align="edge",
+            label=tier,
+            color=TIER_COLORS[tier],
+        )
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     axes.set(
         title="Risk distribution", xlabel="churn probability", ylabel="customers", yscale="log"
     )
@@ -108,20 +159,19 @@ def _risk_distribution(outreach: pd.DataFrame) -> Figure:
     return figure
 
 
-def _value_by_segment(outreach: pd.DataFrame) -> Figure:
+def _value_by_segment(by_segment: pd.Series) -> Figure:
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
-    by_segment = outreach.groupby("segment", observed=False)["value_at_risk"].sum()
-    axes.barh(by_segment.index.astype(str), by_segment.to_numpy(), color="#1f77b4")
+    by_segment = by_segment.reindex(list(SEGMENTS), fill_value=0)
+    axes.barh(list(SEGMENTS), by_segment.to_numpy(), color="#1f77b4")
     axes.set(title="Value at risk by segment", xlabel="sum of value at risk")
     return figure
 
 
-def _top_reasons(outreach: pd.DataFrame) -> Figure:
+def _top_reasons(leading: pd.Series) -> Figure:
     """Leading reasons, grouped by their wording with the customer's numbers blanked out."""
     figure = Figure(figsize=(7, 4))
     axes = figure.add_subplot()
-    leading = outreach.loc[outreach["has_reasons"], "reason_1"]
     kinds = leading[leading != ""].map(lambda text: re.sub(r"\d[\d,.]*", "#", text))
     top = kinds.value_counts().head(10).sort_values(kind="stable")
     axes.barh([label[:60] for label in top.index], top.to_numpy(), color="#9467bd")
