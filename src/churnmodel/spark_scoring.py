@@ -225,7 +225,12 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
         .select("customer_id")
     )
     rows = spark_to_arrow(features.join(chosen, "customer_id")).to_pandas()
-    explained = explain_rows(bundle.prepare(rows), bundle, config)
+    columns = [*(f"reason_{i + 1}" for i in range(REASONS)), "action"]
+    explained = (
+        explain_rows(bundle.prepare(rows), bundle, config)
+        if len(rows)
+        else pd.DataFrame({c: [] for c in columns})
+    )
     explained.insert(0, "customer_id", rows["customer_id"].to_numpy())
     # typed columns even when no row was chosen (Spark cannot write untyped ones)
     table = pa.table({c: pa.array(explained[c].tolist(), pa.string()) for c in explained})

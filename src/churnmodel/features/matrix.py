@@ -119,8 +119,7 @@ def build_feature_matrix(
             return cached.enter_context(cache(table))
 
         spine = materialize(spine)
-        rows = int(scalar(spine.count()))
-        if max_rows is not None and rows > max_rows:
+        if max_rows is not None and (rows := int(scalar(spine.count()))) > max_rows:
             spine = materialize(stratified_sample(spine, max_rows / rows, seed))
             log.warning(
                 "feature matrix: %d of %d rows kept by a sample stratified by cutoff%s "
@@ -144,9 +143,10 @@ def stratified_sample(spine: ibis.Table, share: float, seed: int) -> ibis.Table:
 
     Within a stratum, rows are ranked by a hash of the seed and the customer
     id, and the first ``ceil(share * stratum size)`` are kept: the same seed
-    keeps the same customers on every run (and at every cutoff), without a
-    random generator the engines would seed differently. Hash functions differ
-    between engines, so DuckDB and Spark keep different (equally valid) rows.
+    keeps the same rows on every run, and mostly the same customers from one
+    cutoff to the next, without a random generator the engines would seed
+    differently. Hash functions differ between engines, so DuckDB and Spark
+    keep different (equally valid) rows.
     """
     strata = [spine.cutoff, *([spine.label] if "label" in spine.columns else [])]
     key = ibis.literal(f"{seed}:").concat(spine.customer_id).hash()

@@ -173,7 +173,10 @@ def _top_reasons(leading: pd.Series) -> Figure:
     figure = Figure(figsize=(7, 4))
     axes = figure.add_subplot()
     kinds = leading[leading != ""].map(lambda text: re.sub(r"\d[\d,.]*", "#", text))
-    top = kinds.value_counts().head(10).sort_values(kind="stable")
-    axes.barh([label[:60] for label in top.index], top.to_numpy(), color="#9467bd")
+    # most frequent first, ties by wording, so the order of the rows does not matter
+    counts = [(str(kind), int(n)) for kind, n in kinds.value_counts().items()]
+    ranked = sorted(counts, key=lambda item: (-item[1], item[0]))[:10]
+    top = ranked[::-1]  # barh draws bottom-up
+    axes.barh([kind[:60] for kind, _ in top], [n for _, n in top], color="#9467bd")
     axes.set(title="Top leading reasons", xlabel="customers")
     return figure
