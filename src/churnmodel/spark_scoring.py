@@ -109,7 +109,7 @@ def score_on_spark(
         if not rows:
             raise nothing_eligible(as_of, not_scored_counts)
         listed = persist(_ranked(figures, rows, config))
-        outreach = (
+        outreach = persist(
             listed.join(_reasons(listed, features, bundle, config), "customer_id", "left")
             .withColumn("has_reasons", F.col("action").isNotNull())
             .fillna("", [*(f"reason_{i + 1}" for i in range(REASONS)), "action"])
@@ -224,7 +224,7 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
         .limit(config.max_reason_rows)
         .select("customer_id")
     )
-    rows = spark_to_arrow(features.join(chosen, "customer_id")).to_pandas()
+    rows = _fetch(features.join(chosen, "customer_id"))
     columns = [*(f"reason_{i + 1}" for i in range(REASONS)), "action"]
     explained = (
         explain_rows(bundle.prepare(rows), bundle, config)
@@ -257,7 +257,7 @@ def _write(
         ordered.write.mode("overwrite").partitionBy("risk_tier").parquet(tmp.as_uri())
     with atomic_directory(paths["not_scored"]) as tmp:
         not_scored.write.mode("overwrite").parquet(tmp.as_uri())
-    top_rows = spark_to_arrow(ordered.limit(top)).to_pandas()
+    top_rows = _fetch(ordered.limit(top))
     write_csv(top_rows, paths["outreach_top.csv"])
     return paths, top_rows
 
@@ -269,30 +269,26 @@ def _report_data(outreach: Any, as_of: dt.date, rows: int, top_rows: pd.DataFram
     """
     from pyspark.sql import functions as F
 
-    outreach = outreach.persist()
-    try:
-        tiers = outreach.groupBy("risk_tier").agg(
-            F.count("*").alias("customers"),
-            F.avg("churn_probability").alias("mean_probability"),
-            F.sum("value_12m").alias("value_12m"),
-            F.sum("value_at_risk").alias("value_at_risk"),
-            F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
-        )
-        probability_bin = F.least(F.floor(F.col("churn_probability") * BINS), F.lit(BINS - 1))
-        bins = outreach.groupBy(probability_bin.alias("bin"), "risk_tier").count()
-        segments = outreach.groupBy("segment").agg(F.sum("value_at_risk").alias("value_at_risk"))
-        leading = outreach.filter("has_reasons").select("reason_1")
-        tier_rows = _fetch(tiers).set_index("risk_tier").reindex(list(TIERS))
-        counted = ["customers", "with_reasons"]
-        tier_rows[counted] = tier_rows[counted].fillna(0).astype("int64")
-        tier_rows = tier_rows.fillna({"value_12m": 0.0, "value_at_risk": 0.0}).reset_index()
-        histogram = _fetch(bins).pivot_table(
-            index="bin", columns="risk_tier", values="count", fill_value=0
-        )
-        by_segment = _fetch(segments).set_index("segment")["value_at_risk"]
-        reasons = _fetch(leading)["reason_1"]
-    finally:
-        outreach.unpersist()
+    tiers = outreach.groupBy("risk_tier").agg(
+        F.count("*").alias("customers"),
+        F.avg("churn_probability").alias("mean_probability"),
+        F.sum("value_12m").alias("value_12m"),
+        F.sum("value_at_risk").alias("value_at_risk"),
+        F.sum(F.col("has_reasons").cast("long")).alias("with_reasons"),
+    )
+    probability_bin = F.least(F.floor(F.col("churn_probability") * BINS), F.lit(BINS - 1))
+    bins = outreach.groupBy(probability_bin.alias("bin"), "risk_tier").count()
+    segments = outreach.groupBy("segment").agg(F.sum("value_at_risk").alias("value_at_risk"))
+    leading = outreach.filter("has_reasons").select("reason_1")
+    tier_rows = _fetch(tiers).set_index("risk_tier").reindex(list(TIERS))
+    counted = ["customers", "with_reasons"]
+    tier_rows[counted] = tier_rows[counted].fillna(0).astype("int64")
+    tier_rows = tier_rows.fillna({"value_12m": 0.0, "value_at_risk": 0.0}).reset_index()
+    histogram = _fetch(bins).pivot_table(
+        index="bin", columns="risk_tier", values="count", fill_value=0
+    )
+    by_segment = _fetch(segments).set_index("segment")["value_at_risk"]
+    reasons = _fetch(leading)["reason_1"]
     return ReportData(
         as_of=str(as_of),
         scored=rows,
