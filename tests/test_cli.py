@@ -139,3 +139,55 @@ def test_evaluate_names_a_model_that_does_not_exist(
     folder = runner.invoke(app, ["evaluate", "--config", config, "--model", str(tmp_path / "x")])
     assert folder.exit_code == 2
     assert "expected a model bundle" in folder.output
+
+
+def test_kpis_writes_tables_charts_and_report(demo: Path) -> None:
+    out = demo / "kpis"
+    result = invoke(
+        "kpis",
+        "--config",
+        str(demo / "churn.toml"),
+        "--by",
+        "plan",
+        "--margin",
+        "0.4",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    kpis = pd.read_parquet(out / "kpis.parquet")
+    from_csv = pd.read_csv(out / "kpis.csv", encoding="utf-8-sig")
+    assert len(from_csv) == len(kpis) and set(kpis["segment_by"]) == {"all", "plan"}
+    overall = kpis[kpis["segment_by"] == "all"]
+    # the printed table shows the same churn rate as the file, per month
+    for period, churn in zip(overall["period"], overall["churn_rate"], strict=True):
+        assert f"{period:%Y-%m}" in result.output
+        assert f"{churn:,.1f}" in result.output
+    clv = overall["aov"] * overall["purchase_frequency"] * overall["expected_lifespan_periods"]
+    assert (overall["clv"] - 0.4 * clv).abs().max() < 1e-9
+    cohorts = pd.read_parquet(out / "cohorts.parquet")
+    assert (cohorts["active"] <= cohorts["cohort_size"]).all()
+    assert {p.name for p in out.glob("*.png")} == {
+        "retention.png",
+        "revenue.png",
+        "surveys.png",
+        "cohorts.png",
+        "churn_by_plan.png",
+    }
+    page = (out / "kpis.html").read_text()
+    assert page.count("<img") == 5 and "Cohort retention" in page
+
+
+def test_kpis_name_an_unknown_segment_attribute(demo: Path) -> None:
+    result = invoke(
+        "kpis",
+        "--config",
+        str(demo / "churn.toml"),
+        "--by",
+        "region",
+        "--out",
+        str(demo / "kpis-bad"),
+    )
+    assert result.exit_code == 2
+    assert "table 'customers', column 'region'" in result.output
+    assert not (demo / "kpis-bad").exists()

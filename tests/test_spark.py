@@ -22,7 +22,7 @@ from churnmodel.outreach.build import COLUMNS
 from churnmodel.outreach.export import read_outreach
 from churnmodel.outreach.report import render_report, report_data
 from churnmodel.timeline import build_spine
-from churnmodel.workflows import build_features, load_data, score, score_on_spark
+from churnmodel.workflows import build_features, compute_kpis, load_data, score, score_on_spark
 
 pyspark = pytest.importorskip("pyspark")
 
@@ -253,4 +253,21 @@ def test_features_command_writes_the_same_matrix_on_spark(spark, trained, tmp_pa
     assert written["spark"]["cutoff"].unique().tolist() == [pd.Timestamp(dt.date(2025, 10, 1))]
     pd.testing.assert_frame_equal(
         written["spark"], written["duckdb"], check_exact=False, rtol=1e-9, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("business", ["non_contractual", "contractual"])
+def test_kpis_and_cohorts_are_the_same_on_spark(spark, tmp_path, business) -> None:
+    sources = simulated(tmp_path, business, seed=6)
+    config = RunConfig.model_validate(
+        {"label": {"business": business}, "kpi": {"period": "quarter", "segments": ["plan"]}}
+    )
+    on_duckdb = compute_kpis(config, sources, connect())
+    on_spark = compute_kpis(config, sources, spark)
+    assert on_duckdb.kpis["customers_start"].sum() > 1_000
+    pd.testing.assert_frame_equal(
+        on_spark.kpis, on_duckdb.kpis, check_dtype=False, check_exact=False, rtol=1e-9
+    )
+    pd.testing.assert_frame_equal(
+        on_spark.cohorts.table, on_duckdb.cohorts.table, check_dtype=False
     )

@@ -66,3 +66,17 @@ def write_parquet(
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
+
+
+def write_csv(frame: pd.DataFrame, target: Path) -> Path:
+    """CSV a spreadsheet opens cleanly: UTF-8 with BOM, ISO dates, plain decimals."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+    return target
+
+
+def write_text(text: str, target: Path) -> Path:
+    """Write UTF-8 text under `target` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 from collections.abc import Callable
 from functools import wraps
@@ -25,6 +26,7 @@ from churnmodel import __version__
 from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
+from churnmodel.kpi import overall, write_kpis
 from churnmodel.model.evaluate import Metrics
 from churnmodel.outreach.build import TIERS, tier_summary
 from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
@@ -32,9 +34,11 @@ from churnmodel.spark_scoring import SparkScores
 from churnmodel.tracking.runs import tracking_uri
 from churnmodel.workflows import (
     FeatureRun,
+    KpiRun,
     ScoreRun,
     TrainingOutcome,
     build_features,
+    compute_kpis,
     evaluate,
     score,
     score_on_spark,
@@ -346,6 +350,82 @@ def score_command(
         _print_spark_summary(spark_run)
     else:
         _print_score_summary(run, paths)
+
+
+@app.command("kpis")
+@_friendly_errors
+def kpis_command(
+    config: ConfigOption = Path("churn.toml"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables and charts.")] = Path(
+        "out/kpis"
+    ),
+    period: Annotated[
+        str | None, typer.Option(help="month or quarter; default: the config's kpi.period.")
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            help="A customers attribute to break the KPIs down by (repeatable), e.g. plan; "
+            "default: the config's kpi.segments.",
+        ),
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Gross margin for the CLV (default 1).")
+    ] = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+) -> None:
+    """Retention KPIs per month or quarter (and segment), cohort retention, charts and a report.
+
+    Writes kpis.csv/.parquet (one row per period and segment), cohorts.csv/.parquet
+    (one row per signup cohort and month since signup), a PNG per chart and
+    kpis.html. Definitions: README, section KPIs.
+    """
+    run_config = _run_config(config, engine, spark_master)
+    overrides = {"period": period, "segments": by, "margin": margin}
+    kpi = {**run_config.kpi.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    run_config = parse_config({**run_config.model_dump(), "kpi": kpi}, source="command line")
+    with console.status("starting") as status:
+        run = compute_kpis(run_config, progress=lambda msg: status.update(msg))
+        status.update(f"writing {out_dir}")
+        paths = write_kpis(run.kpis, run.cohorts, run.title(), out_dir)
+    _print_kpi_summary(run, paths)
+
+
+def _print_kpi_summary(run: KpiRun, paths: dict[str, Path]) -> None:
+    rates = ("retention_rate", "churn_rate", "aov", "clv", "nps", "csat")
+    table = Table(
+        run.period,
+        "start",
+        "new",
+        "lost",
+        "retention",
+        "churn",
+        "AOV",
+        "CLV",
+        "NPS",
+        "CSAT",
+        title=run.title(),
+        caption="start: customers at period start; retention % = (end - new) / start; "
+        "churn % = lost / start; -: a denominator is 0",
+    )
+    for row in overall(run.kpis).to_dict("records"):
+        counts = (row["customers_start"], row["new_customers"], row["lost_customers"])
+        table.add_row(
+            f"{row['period']:%Y-%m}",
+            *(f"{int(n):,}" for n in counts),
+            *(_number(float(row[name])) for name in rates),
+        )
+    out.print(table)
+    for name in ("kpis.csv", "cohorts.csv", "kpis.html"):
+        out.print(f"{name:<12} [bold]{paths[name]}[/]")
+    charts = [name for name in paths if name.endswith(".png")]
+    out.print(f"{len(charts)} charts (PNG) in [bold]{paths['kpis.html'].parent}[/]")
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:,.1f}"
 
 
 @app.command("export")

@@ -200,6 +200,36 @@ class OutreachConfig(_Strict):
         return self
 
 
+class KpiConfig(_Strict):
+    """Retention KPIs: period length, segment breakdowns, survey names and CLV settings."""
+
+    period: Literal["month", "quarter"] = "month"
+    # static customer attributes to break every KPI down by (e.g. ["plan", "country"])
+    segments: list[str] = Field(default_factory=list)
+    nps_event: str = "nps"  # answers 0-10
+    csat_event: str = "csat"  # answers 1-5
+    ces_event: str = "ces"  # answers 1-7
+    # CLV = AOV x purchase frequency x expected lifespan x margin
+    margin: float = Field(1.0, gt=0, le=1)
+    # expected lifespan in periods; None: 100 / churn rate of the period
+    lifespan_periods: float | None = Field(None, gt=0)
+
+
+class MonitorConfig(_Strict):
+    """When `churnmodel monitor` raises an alert (exit code 3) between retrains."""
+
+    # population stability index per feature: 0.1 is a moderate shift, 0.25 a large one
+    psi: float = Field(0.25, gt=0)
+    # absolute increase of a feature's missing share over training (0.1 = 10 points)
+    missing_increase: float = Field(0.10, gt=0, le=1)
+    # share of rows whose category was never seen in training
+    new_categories: float = Field(0.05, gt=0, le=1)
+    # live ROC AUC below the model's holdout ROC AUC minus this
+    auc_drop: float = Field(0.05, gt=0, le=1)
+    # expected calibration error of the live probabilities above this
+    max_ece: float = Field(0.05, gt=0, le=1)
+
+
 class MlflowConfig(_Strict):
     """Tracking and registry; `tracking_uri` falls back to MLFLOW_TRACKING_URI, then sqlite."""
 
@@ -212,7 +242,7 @@ class MlflowConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """One run of churnmodel: data, label, cutoffs, features, model, outreach, tracking."""
+    """One run of churnmodel: data, label, cutoffs, features, model, outreach, KPIs, tracking."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
@@ -220,6 +250,8 @@ class RunConfig(_Strict):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     outreach: OutreachConfig = Field(default_factory=OutreachConfig)
+    kpi: KpiConfig = Field(default_factory=KpiConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from churnmodel._io import atomic_directory, atomic_path
+from churnmodel._io import atomic_directory, atomic_path, write_csv
 from churnmodel.config import OutreachConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import cache, spark_to_arrow, to_spark
@@ -48,7 +48,6 @@ from churnmodel.outreach.build import (
     row_figures,
     tier_sizes,
 )
-from churnmodel.outreach.export import write_csv
 from churnmodel.outreach.report import BINS, ReportData, render_report
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import check_columns, not_scored_customers, nothing_eligible

@@ -22,6 +22,7 @@ from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.engine import connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
+from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
 from churnmodel.model.evaluate import evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
 from churnmodel.model.split import CutoffSplit, split_cutoffs
@@ -377,6 +378,40 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
     return bundle, label
+
+
+@dataclass(frozen=True)
+class KpiRun:
+    """KPIs per period and segment, the cohort table, and the periods they cover."""
+
+    kpis: pd.DataFrame
+    cohorts: Cohorts
+    period: str  # month or quarter
+    periods: list[tuple[dt.date, dt.date]]
+
+    def title(self) -> str:
+        """What the report is about, e.g. "Retention KPIs by month, 2024-04 to 2025-12"."""
+        first, last = self.periods[0][0], self.periods[-1][0]
+        return f"Retention KPIs by {self.period}, {first:%Y-%m} to {last:%Y-%m}"
+
+
+def compute_kpis(
+    config: RunConfig,
+    sources: Mapping[str, Source] | None = None,
+    con: SQLBackend | None = None,
+    progress: Progress | None = None,
+) -> KpiRun:
+    """Retention, revenue and survey KPIs per whole period, and cohort retention by month."""
+    step = progress or (lambda _: None)
+    step("validating tables")
+    tables = load_data(config, sources, con)
+    periods = complete_periods(
+        tables.observed_from, tables.observed_until, config.kpi.period, config.label
+    )
+    step(f"computing KPIs for {len(periods)} {config.kpi.period}s")
+    table = retention_kpis(tables, periods, config.label, config.kpi)
+    step("computing cohort retention")
+    return KpiRun(table, cohort_retention(tables, config.label), config.kpi.period, periods)
 
 
 def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnmodel._io import atomic_path, write_parquet
+from churnmodel._io import atomic_path, write_csv, write_parquet
 from churnmodel.errors import ConfigError
 from churnmodel.outreach.build import COLUMNS, LIST_ASCENDING, LIST_ORDER, SEGMENTS, TIERS
 
@@ -30,13 +30,6 @@ def write_outreach(
     with atomic_path(paths["report.html"]) as tmp:
         tmp.write_text(report, encoding="utf-8")
     return paths
-
-
-def write_csv(frame: pd.DataFrame, target: Path) -> Path:
-    """CSV a spreadsheet opens cleanly: UTF-8 with BOM, ISO dates, plain decimals."""
-    with atomic_path(target) as tmp:
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
-    return target
 
 
 def read_outreach(path: Path) -> pd.DataFrame:

@@ -7,9 +7,7 @@ scoring the same data twice gives the same bytes.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,18 +15,11 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
+from churnmodel._html import image, page, table
 from churnmodel.outreach.build import SEGMENTS, TIERS, tier_summary
 
 TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
 TOP_ROWS = 25
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
-.charts { display: flex; flex-wrap: wrap; gap: 1em; } .charts img { max-width: 540px; }
-"""
 
 
 BINS = 20
@@ -83,26 +74,21 @@ def render_report(
         f"reasons for the {data.with_reasons:,} highest-value rows of the reason tiers "
         "(column has_reasons)</p>",
         "<h2>Customers</h2>",
-        _table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
+        table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
         "<h2>Risk tiers</h2>",
-        _table(data.tiers.round(3)),
+        table(data.tiers.round(3)),
         '<div class="charts">',
-        _image(_risk_distribution(data.histogram)),
-        _image(_value_by_segment(data.value_by_segment)),
-        _image(_top_reasons(data.leading_reasons)),
+        image(_risk_distribution(data.histogram)),
+        image(_value_by_segment(data.value_by_segment)),
+        image(_top_reasons(data.leading_reasons)),
         "</div>",
         f"<h2>Top {TOP_ROWS} by value at risk</h2>",
-        _table(_top(data.top)),
+        table(_top(data.top)),
     ]
     if unseen:
         listed = ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unseen.items()))
         parts.append(f"<p>Values unseen in training, scored as missing: {html.escape(listed)}</p>")
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Churn outreach {html.escape(data.as_of)}</title><style>{STYLE}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
-    )
+    return page(f"Churn outreach {data.as_of}", parts)
 
 
 def _top(outreach: pd.DataFrame) -> pd.DataFrame:
@@ -116,22 +102,6 @@ def _top(outreach: pd.DataFrame) -> pd.DataFrame:
         "action",
     ]
     return outreach[columns].head(TOP_ROWS).round({"churn_probability": 3})
-
-
-def _table(frame: pd.DataFrame) -> str:
-    """An HTML table; text columns left-aligned (pandas escapes the values)."""
-    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    table = frame.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:,.3f}")
-    for column in text:
-        table = table.replace(f"<th>{column}</th>", f'<th class="text">{column}</th>')
-    return table
-
-
-def _image(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="chart" src="data:image/png;base64,{data}">'
 
 
 def _risk_distribution(histogram: pd.DataFrame) -> Figure:
