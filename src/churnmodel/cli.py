@@ -35,15 +35,18 @@ from churnmodel.tracking.runs import tracking_uri
 from churnmodel.workflows import (
     FeatureRun,
     KpiRun,
+    MonitorOutcome,
     ScoreRun,
     TrainingOutcome,
     build_features,
     compute_kpis,
     evaluate,
+    monitor,
     score,
     score_on_spark,
     train,
     write_features,
+    write_monitor_outputs,
     write_score_outputs,
 )
 
@@ -350,6 +353,100 @@ def score_command(
         _print_spark_summary(spark_run)
     else:
         _print_score_summary(run, paths)
+
+
+ALERT_EXIT_CODE = 3
+"""`monitor` found drift or a live result beyond the configured limits (see [monitor])."""
+DRIFT_ROWS = 10
+"""Features shown in the drift table (the highest PSI first)."""
+
+
+@app.command("monitor")
+@_friendly_errors
+def monitor_command(
+    config: ConfigOption = Path("churn.toml"),
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="The scoring date to check; default: the day after the last timestamp.",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    scored: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--scored",
+            help="An earlier outreach list (outreach.parquet/.csv or a Spark outreach/ folder) "
+            "to measure once its label window is over (repeatable).",
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the results.")] = Path(
+        "out/monitor"
+    ),
+) -> None:
+    """Check model health between retrains; exit code 3 when a limit in [monitor] is broken.
+
+    Compares the features at the scoring date with the training data
+    (population stability index, missing values, unseen categories) and,
+    for every --scored list whose label window has passed, the realised
+    churn (live ROC AUC, calibration). Logs an MLflow run and writes
+    monitor.json, drift.csv, live.csv, calibration.csv and psi.png.
+    """
+    run_config = load_config(config)
+    date = as_of.date() if as_of else None
+    with console.status("starting") as status:
+        outcome = monitor(
+            run_config, model, date, scored or [], progress=lambda msg: status.update(msg)
+        )
+        paths = write_monitor_outputs(outcome, run_config.monitor.psi, out_dir)
+    _print_monitor_summary(outcome, paths)
+    if outcome.alerts:
+        raise typer.Exit(ALERT_EXIT_CODE)
+
+
+def _print_monitor_summary(outcome: MonitorOutcome, paths: dict[str, Path]) -> None:
+    drift = Table(
+        "feature",
+        "PSI",
+        "missing (train)",
+        "missing (now)",
+        "unseen categories",
+        title=f"feature drift as of {outcome.as_of} vs training, model {outcome.model}",
+        caption=f"the {DRIFT_ROWS} highest PSI of {len(outcome.drift)} features; all in drift.csv",
+    )
+    for row in outcome.drift.head(DRIFT_ROWS).to_dict("records"):
+        drift.add_row(
+            str(row["feature"]),
+            f"{row['psi']:.3f}",
+            f"{row['missing_train']:.1%}",
+            f"{row['missing_now']:.1%}",
+            f"{row['unseen_category_share']:.1%}",
+        )
+    out.print(drift)
+    if outcome.live:
+        live = Table("list", "model", "customers", "churn rate", "ROC AUC", "ECE", title="live")
+        for p in outcome.live:
+            m = p.metrics
+            live.add_row(
+                p.as_of,
+                p.model,
+                f"{m.rows:,}",
+                f"{m.churn_rate:.1%}",
+                f"{m.roc_auc:.3f}",
+                f"{m.ece:.3f}",
+            )
+        out.print(live)
+    for line in outcome.waiting:
+        console.print(f"[yellow]waiting:[/] {line}", soft_wrap=True)
+    for line in outcome.alerts:
+        console.print(f"[bold red]ALERT:[/] {line}", soft_wrap=True)
+    if not outcome.alerts:
+        out.print("no alerts")
+    out.print(
+        f"MLflow run [bold]{outcome.run_id}[/]; results in [bold]{paths['monitor.json'].parent}[/]"
+    )
 
 
 @app.command("kpis")

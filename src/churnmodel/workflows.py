@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +15,12 @@ import pandas as pd
 from ibis.backends.sql import SQLBackend
 
 from churnmodel import spark_scoring, tracking
-from churnmodel._io import write_parquet
+from churnmodel._html import write_png
+from churnmodel._io import atomic_directory, write_csv, write_parquet
 from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
-from churnmodel.engine import connect
+from churnmodel.engine import collect, connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
@@ -33,7 +34,16 @@ from churnmodel.model.training import (
     train_and_evaluate,
 )
 from churnmodel.model.tuning import tune
+from churnmodel.monitoring import (
+    LivePerformance,
+    calibration_table,
+    drift_alerts,
+    feature_drift,
+    feature_profile,
+    psi_chart,
+)
 from churnmodel.outreach import build_outreach, write_outreach
+from churnmodel.outreach.export import read_outreach
 from churnmodel.outreach.report import render_report, report_data
 from churnmodel.registry.bundle import ModelBundle, save_bundle
 from churnmodel.registry.promotion import Comparison, Decision, decide
@@ -44,7 +54,7 @@ from churnmodel.scoring import (
     nothing_eligible,
     score_customers,
 )
-from churnmodel.timeline import build_spine, training_cutoffs
+from churnmodel.timeline import build_spine, label_observed, training_cutoffs
 
 Progress = Callable[[str], None]
 
@@ -184,8 +194,10 @@ def train(
     ):
         scratch = Path(tmp)
         _write_training_plots(result, held, scratch / "plots")
+        profile = feature_profile(split.rows(frame, "train"), features.matrix.specs)
+        facts = {**_training_facts(result), "profile": profile}
         bundle = save_bundle(
-            ModelBundle(result.classifier, features.matrix.specs, config, _training_facts(result)),
+            ModelBundle(result.classifier, features.matrix.specs, config, facts),
             scratch / "bundle",
         )
         run.log_inputs(
@@ -378,6 +390,138 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
     return bundle, label
+
+
+@dataclass(frozen=True)
+class MonitorOutcome:
+    """Drift of the features at `as_of` against training, earlier lists' live results, alerts."""
+
+    as_of: dt.date
+    model: str
+    drift: pd.DataFrame
+    live: list[LivePerformance]
+    calibration: pd.DataFrame  # as_of, probability bin, rows, predicted, observed
+    waiting: list[str]  # lists whose label window is not over yet
+    alerts: list[str]
+    run_id: str
+
+    def live_rows(self) -> list[dict[str, object]]:
+        """One record per earlier list: where it came from and its live metrics."""
+        return [
+            {"source": p.source, "as_of": p.as_of, "model": p.model, "unlabelled": p.unlabelled}
+            | p.metrics.as_dict()
+            for p in self.live
+        ]
+
+    def summary(self) -> dict[str, object]:
+        """What monitor.json holds: the date, the model, the alerts and the live metrics."""
+        return {
+            "as_of": str(self.as_of),
+            "model": self.model,
+            "alerts": self.alerts,
+            "max_psi": float(self.drift["psi"].max()),
+            "live": [
+                {
+                    "source": p.source,
+                    "as_of": p.as_of,
+                    "model": p.model,
+                    "unlabelled": p.unlabelled,
+                    **p.metrics.as_dict(),
+                }
+                for p in self.live
+            ],
+            "waiting": self.waiting,
+            "mlflow_run": self.run_id,
+        }
+
+
+def monitor(
+    config: RunConfig,
+    model: str | None = None,
+    as_of: dt.date | None = None,
+    scored: Sequence[Path] = (),
+    sources: Mapping[str, Source] | None = None,
+    progress: Progress | None = None,
+) -> MonitorOutcome:
+    """Compare the features at `as_of` with training; measure earlier lists whose labels are in.
+
+    The features are recomputed exactly as `score` computes them (same
+    model, same date, same data give the same rows). `scored` are earlier
+    outreach lists; each is labelled from today's data once its label
+    window has passed. The result is logged as an MLflow run.
+    """
+    step = progress or (lambda _: None)
+    bundle, label = _scoring_model(config, model, step)
+    profile = bundle.training.get("profile")
+    if not profile:
+        raise ModelError(
+            f"{label} has no training profile (it was trained before churnmodel could monitor "
+            "drift); retrain it to monitor"
+        )
+    step("validating tables")
+    tables = load_data(config, sources)
+    as_of = as_of or default_as_of(tables)
+    step(f"computing features as of {as_of}")
+    scores = score_customers(tables, bundle, as_of)
+    if scores.frame.empty:
+        raise nothing_eligible(as_of, scores.not_scored_counts())
+    drift = feature_drift(profile, scores.frame)
+    live, calibration, waiting = [], [], []
+    for path in scored:
+        step(f"labelling {path}")
+        listed = read_outreach(Path(path))
+        listed_as_of = _list_date(listed, path)
+        if not label_observed(listed_as_of, config.label.horizon_days, tables.observed_until):
+            end = listed_as_of + dt.timedelta(days=config.label.horizon_days)
+            waiting.append(
+                f"{path}: the label window of {listed_as_of} ends {end}, after the data "
+                f"({tables.observed_until.date()})"
+            )
+            continue
+        labels = collect(
+            build_spine(tables, [listed_as_of], config.label).select("customer_id", "label")
+        )
+        joined = listed.merge(labels, on="customer_id", how="left")
+        known = joined[joined["label"].notna()]
+        metrics = evaluate_scores(known["label"], known["churn_probability"])
+        version = str(listed["model_version"].iloc[0]) if len(listed) else "-"
+        live.append(
+            LivePerformance(
+                str(path), str(listed_as_of), version, metrics, len(joined) - len(known)
+            )
+        )
+        table = calibration_table(known["label"], known["churn_probability"])
+        calibration.append(table.assign(as_of=str(listed_as_of)))
+    holdout_auc = bundle.training.get("holdout_metrics", {}).get("model", {}).get("roc_auc")
+    alerts = drift_alerts(drift, config.monitor) + [
+        line for p in live for line in p.alerts(holdout_auc, config.monitor)
+    ]
+    step("logging to MLflow")
+    calibrated = pd.concat(calibration, ignore_index=True) if calibration else pd.DataFrame()
+    run_id = tracking.log_monitor_run(config, label, as_of, drift, live, calibrated, alerts)
+    return MonitorOutcome(as_of, label, drift, live, calibrated, waiting, alerts, run_id)
+
+
+def _list_date(listed: pd.DataFrame, path: Path) -> dt.date:
+    dates = pd.to_datetime(listed["as_of"]).dt.date.unique()
+    if len(dates) != 1:
+        raise ConfigError(
+            f"outreach list {path}: expected one scoring date in column as_of, found {len(dates)}"
+        )
+    return pd.Timestamp(dates[0]).date()
+
+
+def write_monitor_outputs(outcome: MonitorOutcome, limit: float, out_dir: Path) -> dict[str, Path]:
+    """monitor.json, drift.csv, live.csv, calibration.csv and psi.png, swapped in as one folder."""
+    names = ("monitor.json", "drift.csv", "live.csv", "calibration.csv", "psi.png")
+    live = pd.DataFrame(outcome.live_rows())
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "monitor.json").write_text(json.dumps(outcome.summary(), indent=2) + "\n")
+        write_csv(outcome.drift, tmp / "drift.csv")
+        write_csv(live, tmp / "live.csv")
+        write_csv(outcome.calibration, tmp / "calibration.csv")
+        write_png(psi_chart(outcome.drift, limit), tmp / "psi.png")
+    return {name: Path(out_dir) / name for name in names}
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def training_cutoffs(
     drop is logged.
     """
     if explicit:
-        unobserved = [c for c in explicit if not _label_observed(c, horizon_days, observed_until)]
+        unobserved = [c for c in explicit if not label_observed(c, horizon_days, observed_until)]
         if unobserved:
             raise CutoffError(
                 f"cutoff(s) {', '.join(map(str, unobserved))}: the {horizon_days}-day label window "
@@ -74,7 +74,7 @@ def training_cutoffs(
     )
     last = config.last or (observed_until.date() - dt.timedelta(days=horizon_days))
     cutoffs = schedule(first, last, config.every)
-    observed = [c for c in cutoffs if _label_observed(c, horizon_days, observed_until)]
+    observed = [c for c in cutoffs if label_observed(c, horizon_days, observed_until)]
     if len(observed) < len(cutoffs):
         log.info(
             "dropped %d cutoff(s) whose %d-day label window ends after the data (%s): %s",
@@ -92,7 +92,8 @@ def training_cutoffs(
     return observed
 
 
-def _label_observed(cutoff: dt.date, horizon_days: int, observed_until: dt.datetime) -> bool:
+def label_observed(cutoff: dt.date, horizon_days: int, observed_until: dt.datetime) -> bool:
+    """Whether the label window ``[cutoff, cutoff + horizon)`` lies inside the data."""
     return cutoff + dt.timedelta(days=horizon_days) <= observed_until.date()
 
 

@@ -15,6 +15,7 @@ from churnmodel.tracking.registry import (
 from churnmodel.tracking.runs import (
     TrainingRun,
     log_evaluation_run,
+    log_monitor_run,
     start_training_run,
     use_tracking,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "export_version",
     "load_model_bundle",
     "log_evaluation_run",
+    "log_monitor_run",
     "register_version",
     "set_alias",
     "start_training_run",

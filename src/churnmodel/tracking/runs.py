@@ -9,10 +9,11 @@ model itself with a signature and an input example.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from mlflow.models import infer_signature
 from churnmodel.config import MlflowConfig, RunConfig
 from churnmodel.features.catalog import FeatureSpec
 from churnmodel.model.evaluate import Metrics
+from churnmodel.monitoring import LivePerformance
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -148,6 +150,46 @@ def log_evaluation_run(
         mlflow.set_tags({"churnmodel.kind": "evaluation", "churnmodel.model": model})
         mlflow.log_params(_flatten(config.model_dump(mode="json")))
         _log_evaluation(metrics, backtest, plots)
+        return str(run.info.run_id)
+
+
+def log_monitor_run(
+    config: RunConfig,
+    model: str,
+    as_of: dt.date,
+    drift: pd.DataFrame,
+    live: Sequence[LivePerformance],
+    calibration: pd.DataFrame,
+    alerts: Sequence[str],
+) -> str:
+    """Record a monitoring check (PSI per feature, live metrics per list, alerts); returns its id.
+
+    Metric names: ``psi.<feature>``, ``drift_max_psi``, ``alerts`` and
+    ``live.<list date>.<metric>``, so the MLflow UI can chart them across
+    monthly checks.
+    """
+    experiment_id = use_tracking(config.mlflow)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor {as_of}") as run:
+        mlflow.set_tags(
+            {
+                "churnmodel.kind": "monitor",
+                "churnmodel.model": model,
+                "churnmodel.as_of": str(as_of),
+                "churnmodel.alert": str(bool(alerts)).lower(),
+            }
+        )
+        mlflow.log_params(_flatten(config.monitor.model_dump(mode="json"), "monitor."))
+        mlflow.log_metrics(
+            {f"psi.{f}": float(v) for f, v in zip(drift.feature, drift.psi, strict=True)}
+        )
+        mlflow.log_metrics({"drift_max_psi": float(drift.psi.max()), "alerts": float(len(alerts))})
+        for result in live:
+            values = result.metrics.as_dict()
+            mlflow.log_metrics({f"live.{result.as_of}.{k}": v for k, v in values.items() if v == v})
+        _log_csv(drift, "monitor/drift.csv")
+        if len(calibration):
+            _log_csv(calibration, "monitor/calibration.csv")
+        mlflow.log_text("\n".join(alerts) + ("\n" if alerts else ""), "monitor/alerts.txt")
         return str(run.info.run_id)
 
 
