@@ -54,8 +54,9 @@ typecheck: $(STAMP) ## mypy (strict) on src/
 	$(RUN) mypy src
 
 .PHONY: test
-test: $(STAMP) java lint typecheck ## Lint, type checks and the whole test suite (Spark included)
-	$(RUN) pytest
+test: $(STAMP) java lint typecheck ## Lint, type checks, the whole test suite (Spark included) and the notebooks
+	@work=$$(mktemp -d) && CHURNMODEL_WORKDIR=$$work $(RUN) pytest --nbmake tests src notebooks; \
+	  status=$$?; rm -rf $$work; exit $$status
 
 .PHONY: test-fast
 test-fast: $(STAMP) ## The quick loop: tests not marked slow

@@ -5,12 +5,13 @@
 
 from churnmodel.kpi.cohorts import Cohorts, cohort_retention
 from churnmodel.kpi.periods import complete_periods
-from churnmodel.kpi.report import charts, cohort_heatmap, overall, write_kpis
+from churnmodel.kpi.report import charts, churn_by_segment, cohort_heatmap, overall, write_kpis
 from churnmodel.kpi.retention import customer_periods, retention_kpis
 
 __all__ = [
     "Cohorts",
     "charts",
+    "churn_by_segment",
     "cohort_heatmap",
     "cohort_retention",
     "complete_periods",
