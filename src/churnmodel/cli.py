@@ -138,6 +138,14 @@ ModelOption = Annotated[
 ]
 
 
+AsOfOption = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Scoring date; default: the day after the last timestamp in the data.",
+    ),
+]
 EngineOption = Annotated[
     str | None,
     typer.Option("--engine", help="duckdb or spark; default: the config's data.engine (duckdb)."),
@@ -315,14 +323,7 @@ def _print_training_summary(outcome: TrainingOutcome, config: RunConfig) -> None
 @_friendly_errors
 def score_command(
     config: ConfigOption = Path("churn.toml"),
-    as_of: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            "--as-of",
-            formats=["%Y-%m-%d"],
-            help="Scoring date; default: the day after the last timestamp in the data.",
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
     model: ModelOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
     engine: EngineOption = None,
@@ -365,14 +366,7 @@ DRIFT_ROWS = 10
 @_friendly_errors
 def monitor_command(
     config: ConfigOption = Path("churn.toml"),
-    as_of: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            "--as-of",
-            formats=["%Y-%m-%d"],
-            help="The scoring date to check; default: the day after the last timestamp.",
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
     model: ModelOption = None,
     scored: Annotated[
         list[Path] | None,
