@@ -173,17 +173,6 @@ class LivePerformance:
         return found
 
 
-def calibration_table(labels: pd.Series, probabilities: pd.Series, bins: int = 10) -> pd.DataFrame:
-    """Rows, mean predicted probability and observed churn rate per probability decile bin."""
-    which = np.minimum((probabilities.to_numpy() * bins).astype(int), bins - 1)
-    table = pd.DataFrame({"bin": which, "predicted": probabilities, "observed": labels})
-    grouped = table.groupby("bin").agg(
-        rows=("predicted", "size"), predicted=("predicted", "mean"), observed=("observed", "mean")
-    )
-    grouped.index = [f"{b / bins:.1f}-{(b + 1) / bins:.1f}" for b in grouped.index]
-    return grouped.rename_axis("probability").reset_index()
-
-
 def psi_chart(drift: pd.DataFrame, limit: float, top: int = 20) -> Figure:
     """The features with the highest PSI, with the alert limit and the 0.1 rule of thumb."""
     shown = drift.head(top).iloc[::-1]  # barh draws bottom-up

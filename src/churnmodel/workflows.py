@@ -24,7 +24,7 @@ from churnmodel.engine import collect, connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
-from churnmodel.model.evaluate import evaluate_scores
+from churnmodel.model.evaluate import calibration_table, evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
 from churnmodel.model.split import CutoffSplit, split_cutoffs
 from churnmodel.model.training import (
@@ -36,7 +36,6 @@ from churnmodel.model.training import (
 from churnmodel.model.tuning import tune
 from churnmodel.monitoring import (
     LivePerformance,
-    calibration_table,
     drift_alerts,
     feature_drift,
     feature_profile,

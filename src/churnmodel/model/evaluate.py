@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 TOP_SHARES = (0.1, 0.2)
@@ -57,6 +58,30 @@ def top_share(labels: npt.ArrayLike, scores: npt.ArrayLike, share: float) -> tup
     return float(found / len(top) / (total / len(y))), float(found / total)
 
 
+def calibration_table(
+    labels: npt.ArrayLike, probabilities: npt.ArrayLike, bins: int = 10
+) -> pd.DataFrame:
+    """Rows, mean predicted probability and observed churn rate per non-empty equal-width bin.
+
+    >>> calibration_table([0, 1, 1], [0.05, 0.95, 0.55], bins=2)
+      probability  rows  predicted  observed
+    0     0.0-0.5     1       0.05       0.0
+    1     0.5-1.0     2       0.75       1.0
+    """
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(probabilities, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    used = np.unique(which)
+    return pd.DataFrame(
+        {
+            "probability": [f"{b / bins:.1f}-{(b + 1) / bins:.1f}" for b in used],
+            "rows": [int((which == b).sum()) for b in used],
+            "predicted": [float(p[which == b].mean()) for b in used],
+            "observed": [float(y[which == b].mean()) for b in used],
+        }
+    )
+
+
 def expected_calibration_error(
     labels: npt.ArrayLike, probabilities: npt.ArrayLike, bins: int = 10
 ) -> float:
@@ -65,14 +90,9 @@ def expected_calibration_error(
     >>> expected_calibration_error([0, 1, 1, 1], [0.05, 0.95, 0.95, 0.55])  # .0125+.025+.1125
     0.15
     """
-    y = np.asarray(labels, dtype=float)
-    p = np.asarray(probabilities, dtype=float)
-    which = np.minimum((p * bins).astype(int), bins - 1)
-    error = 0.0
-    for b in np.unique(which):
-        inside = which == b
-        error += inside.sum() / len(y) * abs(p[inside].mean() - y[inside].mean())
-    return round(float(error), 12)
+    table = calibration_table(labels, probabilities, bins)
+    gaps = (table["predicted"] - table["observed"]).abs()
+    return round(float((table["rows"] / table["rows"].sum() * gaps).sum()), 12)
 
 
 def evaluate_scores(labels: npt.ArrayLike, scores: npt.ArrayLike) -> Metrics:

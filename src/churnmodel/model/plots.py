@@ -23,6 +23,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from churnmodel.model.evaluate import calibration_table
+
 TOP_FEATURES = 20
 COLORS = {"model": "#1f77b4", "recency": "#7f7f7f", "logistic": "#ff7f0e", "champion": "#2ca02c"}
 
@@ -123,11 +125,10 @@ def _calibration(y: np.ndarray, curves: dict[str, np.ndarray], bins: int = 10) -
     figure = Figure(figsize=(6, 6.5))
     curve, counts = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     for name, score in curves.items():
-        which = np.minimum((score * bins).astype(int), bins - 1)
-        used = np.unique(which)
-        predicted = [score[which == b].mean() for b in used]
-        observed = [y[which == b].mean() for b in used]
-        curve.plot(predicted, observed, marker="o", color=_color(name), label=name)
+        table = calibration_table(y, score, bins)
+        curve.plot(
+            table["predicted"], table["observed"], marker="o", color=_color(name), label=name
+        )
         counts.hist(score, bins=bins, range=(0, 1), histtype="step", color=_color(name))
     curve.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="perfect")
     curve.set(title="Calibration (holdout)", ylabel="observed churn rate")
