@@ -20,14 +20,19 @@ import datetime as dt
 from dataclasses import dataclass
 
 import ibis
-import numpy as np
 import pandas as pd
 
 from churnmodel.config import LabelConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import collect, scalar
 from churnmodel.errors import DataContractError
-from churnmodel.kpi.periods import add_months, months_between, period_start
+from churnmodel.kpi.periods import (
+    add_months,
+    first_whole_period,
+    months_between,
+    period_of,
+    period_start,
+)
 from churnmodel.timeline.eligibility import activity_rows
 
 
@@ -50,9 +55,7 @@ def cohort_retention(
 ) -> Cohorts:
     """The cohort table over every whole observed month (at most `max_months` per cohort)."""
     members, signup_from, without = _members(tables, label)
-    first = period_start(tables.observed_from.date(), "month")
-    if first < tables.observed_from.date():
-        first = add_months(first, 1)
+    first = first_whole_period(tables.observed_from.date(), "month")
     last = add_months(period_start(tables.observed_until.date(), "month"), -1)
     if label.business == "contractual":
         active = _active_contractual(tables, members)
@@ -73,7 +76,7 @@ def _members(tables: ValidatedTables, label: LabelConfig) -> tuple[ibis.Table, s
         without = int(scalar((~known).cast("int64").sum()) or 0)
         members = customers.filter(known)
         return (
-            members.select("customer_id", cohort=_month(members.signup_date)),
+            members.select("customer_id", cohort=period_of(members.signup_date, "month")),
             "signup_date",
             without,
         )
@@ -83,16 +86,18 @@ def _members(tables: ValidatedTables, label: LabelConfig) -> tuple[ibis.Table, s
         )
     activity = activity_rows(tables, label.activity)
     first = activity.group_by("customer_id").aggregate(first=activity.timestamp.min())
-    return first.select("customer_id", cohort=_month(first["first"])), "first activity", 0
-
-
-def _month(when: ibis.Value) -> ibis.Value:
-    return when.truncate("M").date()
+    return (
+        first.select("customer_id", cohort=period_of(first["first"], "month")),
+        "first activity",
+        0,
+    )
 
 
 def _active_contractual(tables: ValidatedTables, members: ibis.Table) -> pd.DataFrame:
     """Per cohort and churn month: how many members churned then (for survival counts)."""
-    churn = tables.tables["churn"].select("customer_id", churn_month=_month(ibis._.churn_date))
+    churn = tables.tables["churn"].select(
+        "customer_id", churn_month=period_of(ibis._.churn_date, "month")
+    )
     joined = members.join(churn, "customer_id")
     churned = collect(joined.group_by("cohort", "churn_month").aggregate(churned=joined.count()))
     for column in ("cohort", "churn_month"):
@@ -105,7 +110,7 @@ def _active_non_contractual(
 ) -> pd.DataFrame:
     """Per cohort and calendar month: members with qualifying activity in that month."""
     activity = activity_rows(tables, label.activity)
-    months = activity.select("customer_id", month=_month(activity.timestamp)).distinct()
+    months = activity.select("customer_id", month=period_of(activity.timestamp, "month")).distinct()
     joined = members.join(months, "customer_id")
     active = collect(
         joined.group_by("cohort", "month").aggregate(active=joined.customer_id.nunique())
@@ -133,13 +138,18 @@ def _cells(
             month = add_months(month, 1)
     cells = pd.DataFrame(rows, columns=["cohort", "months_since", "month", "cohort_size"])
     if label.business == "contractual":
-        # active at the end of month m: no churn in any month up to and including m
-        churned = active.sort_values("churn_month")
-        lost = [
-            churned.loc[(churned.cohort == c) & (churned.churn_month <= m), "churned"].sum()
-            for c, m in zip(cells["cohort"], cells["month"], strict=True)
-        ]
-        cells["active"] = cells["cohort_size"] - np.asarray(lost, dtype="int64")
+        # active at the end of month m: no churn in any month up to and including m; a churn
+        # dated before the signup month counts from the cohort's first month
+        month = active["churn_month"].where(
+            active["churn_month"] >= active["cohort"], active["cohort"]
+        )
+        churned = (
+            active.assign(month=month).groupby(["cohort", "month"], as_index=False)["churned"].sum()
+        )
+        cells = cells.merge(churned, on=["cohort", "month"], how="left")
+        lost = cells["churned"].fillna(0).astype("int64").groupby(cells["cohort"]).cumsum()
+        cells["active"] = cells["cohort_size"] - lost
+        cells = cells.drop(columns="churned")
     else:
         cells = cells.merge(active, on=["cohort", "month"], how="left")
         cells["active"] = cells["active"].fillna(0).astype("int64")

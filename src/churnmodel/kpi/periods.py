@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+import ibis.expr.types as ir
+
 from churnmodel.config import LabelConfig
 from churnmodel.errors import CutoffError
 
@@ -23,6 +25,17 @@ def period_start(day: dt.date, period: Period) -> dt.date:
     """The first day of the month or quarter that contains `day`."""
     month = day.month - (day.month - 1) % MONTHS[period]
     return dt.date(day.year, month, 1)
+
+
+def first_whole_period(day: dt.date, period: Period) -> dt.date:
+    """The start of the first period that begins on or after `day`."""
+    start = period_start(day, period)
+    return start if start == day else add_months(start, MONTHS[period])
+
+
+def period_of(when: ir.TimestampValue, period: Period) -> ir.DateValue:
+    """The first day of the period a timestamp falls in, as an engine expression."""
+    return when.truncate("Q" if period == "quarter" else "M").date()
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -46,9 +59,7 @@ def complete_periods(
     earliest = observed_from.date()
     if label.business == "non_contractual":
         earliest += dt.timedelta(days=label.active_window_days)
-    start = period_start(earliest, period)
-    if start < earliest:
-        start = add_months(start, MONTHS[period])
+    start = first_whole_period(earliest, period)
     periods = []
     while (end := add_months(start, MONTHS[period])) <= observed_until.date():
         periods.append((start, end))

@@ -45,8 +45,9 @@ import pyarrow as pa
 
 from churnmodel.config import KpiConfig, LabelConfig
 from churnmodel.data.validate import ValidatedTables
-from churnmodel.engine import collect, scalar
+from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
+from churnmodel.kpi.periods import period_of
 from churnmodel.timeline.eligibility import activity_rows, eligible
 
 ALL = "all"
@@ -136,14 +137,15 @@ def _in_period(
     config: KpiConfig,
     **values: ir.Value,
 ) -> ibis.Table:
-    """Rows of `table` keyed by the period `when` falls in (rows outside every period go)."""
-    keyed = table.mutate(period=_truncate(when, config))
-    joined = keyed.join(grid, "period")
-    return _filled(joined, **values)
+    """One row per row of `table` with the given measures, keyed by the period of `when`."""
+    return _filled(_keyed(table, when, grid, config), **values)
 
 
-def _truncate(when: ir.TimestampValue, config: KpiConfig) -> ir.DateValue:
-    return when.truncate("Q" if config.period == "quarter" else "M").date()
+def _keyed(
+    table: ibis.Table, when: ir.TimestampValue, grid: ibis.Table, config: KpiConfig
+) -> ibis.Table:
+    """`table` with the `period` that `when` falls in; rows outside every period go."""
+    return table.mutate(period=period_of(when, config.period)).join(grid, "period")
 
 
 def _new(
@@ -159,8 +161,7 @@ def _new(
 
 
 def _purchases(transactions: ibis.Table, grid: ibis.Table, config: KpiConfig) -> ibis.Table:
-    t = transactions.mutate(period=_truncate(transactions.timestamp, config))
-    t = t.join(grid, "period")
+    t = _keyed(transactions, transactions.timestamp, grid, config)
     positive = t.amount > 0
     orders = (
         t.order_id.nunique(where=positive)
@@ -175,7 +176,7 @@ def _surveys(events: ibis.Table, grid: ibis.Table, config: KpiConfig) -> ibis.Ta
     names = {"nps": config.nps_event, "csat": config.csat_event, "ces": config.ces_event}
     answers = events.filter(events.event_type.isin(list(names.values())) & events.value.notnull())
     _check_ranges(answers, names)
-    a = answers.mutate(period=_truncate(answers.timestamp, config)).join(grid, "period")
+    a = _keyed(answers, answers.timestamp, grid, config)
     kind = {s: a.event_type == name for s, name in names.items()}
     per = a.group_by("customer_id", "period").aggregate(
         nps_n=kind["nps"].cast("int64").sum(),
@@ -192,20 +193,29 @@ def _surveys(events: ibis.Table, grid: ibis.Table, config: KpiConfig) -> ibis.Ta
 
 
 def _check_ranges(answers: ibis.Table, names: dict[str, str]) -> None:
-    """Refuse survey answers outside their scale instead of counting them wrongly."""
+    """Refuse survey answers outside their scale instead of counting them wrongly.
+
+    One pass counts the bad answers of every survey; examples are fetched only on failure.
+    """
+    off_scale = {
+        survey: (answers.event_type == event_type)
+        & ((answers.value < SURVEY_RANGES[survey][0]) | (answers.value > SURVEY_RANGES[survey][1]))
+        for survey, event_type in names.items()
+    }
+    counts = collect(
+        answers.aggregate(**{s: bad.cast("int64").sum() for s, bad in off_scale.items()})
+    )
     for survey, event_type in names.items():
-        low, high = SURVEY_RANGES[survey]
-        rows = answers.filter(
-            (answers.event_type == event_type) & ((answers.value < low) | (answers.value > high))
-        )
-        count = int(scalar(rows.count()))
+        count = int(counts[survey].fillna(0).iloc[0])
         if count:
+            low, high = SURVEY_RANGES[survey]
+            examples = collect(answers.filter(off_scale[survey]).select("value").limit(3))
             raise DataContractError(
                 "events",
                 "value",
                 f"{survey.upper()} answers ({event_type!r} events) between {low} and {high}",
                 count,
-                collect(rows.select("value").limit(3))["value"].tolist(),
+                examples["value"].tolist(),
             )
 
 
