@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from churnmodel._io import atomic_directory, atomic_path, write_csv
+from churnmodel._io import atomic_directory, write_csv, write_text
 from churnmodel.config import OutreachConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import cache, spark_to_arrow, to_spark
@@ -124,16 +124,14 @@ def score_on_spark(
         "scored": rows,
         **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
     }
-    with atomic_path(paths["report.html"]) as tmp:
-        tmp.write_text(render_report(report, counts, model_version, unseen), encoding="utf-8")
+    write_text(render_report(report, counts, model_version, unseen), paths["report.html"])
     summary = {
         "as_of": str(as_of),
         "model": model_version,
         "counts": counts,
         "unseen_categories": unseen,
     }
-    with atomic_path(paths["summary.json"]) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(json.dumps(summary, indent=2) + "\n", paths["summary.json"])
     return SparkScores(as_of, model_version, counts, report.tiers, unseen, top_rows, paths)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnmodel._io import atomic_path, write_csv, write_parquet
+from churnmodel._io import write_csv, write_parquet, write_text
 from churnmodel.errors import ConfigError
 from churnmodel.outreach.build import COLUMNS, LIST_ASCENDING, LIST_ORDER, SEGMENTS, TIERS
 
@@ -27,8 +27,7 @@ def write_outreach(
     write_parquet(outreach, paths["outreach.parquet"])
     write_csv(outreach, paths["outreach.csv"])
     write_csv(not_scored, paths["not_scored.csv"])
-    with atomic_path(paths["report.html"]) as tmp:
-        tmp.write_text(report, encoding="utf-8")
+    write_text(report, paths["report.html"])
     return paths
 
 

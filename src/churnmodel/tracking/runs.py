@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -184,8 +185,10 @@ def log_monitor_run(
         )
         mlflow.log_metrics({"drift_max_psi": float(drift.psi.max()), "alerts": float(len(alerts))})
         for result in live:
+            # a metric that is NaN (e.g. ROC AUC when the list churned all or none) is left out
             values = result.metrics.as_dict()
-            mlflow.log_metrics({f"live.{result.as_of}.{k}": v for k, v in values.items() if v == v})
+            known = {k: v for k, v in values.items() if not math.isnan(v)}
+            mlflow.log_metrics({f"live.{result.as_of}.{k}": v for k, v in known.items()})
         _log_csv(drift, "monitor/drift.csv")
         if len(calibration):
             _log_csv(calibration, "monitor/calibration.csv")
