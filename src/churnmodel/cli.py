@@ -160,15 +160,18 @@ SparkMasterOption = Annotated[
 ]
 
 
-def _run_config(path: Path, engine: str | None, spark_master: str | None) -> RunConfig:
-    """The config file, with the engine options of the command line applied."""
-    config = load_config(path)
-    data = config.data.model_dump()
-    if engine is not None:
-        data["engine"] = engine
-    if spark_master is not None:
-        data["spark_master"] = spark_master
-    return parse_config({**config.model_dump(), "data": data}, source="command line")
+def _run_config(
+    path: Path, engine: str | None, spark_master: str | None, **sections: dict[str, object]
+) -> RunConfig:
+    """The config file with the command line's options applied; None keeps the file's value."""
+    raw = load_config(path).model_dump()
+    options: dict[str, dict[str, object]] = {
+        "data": {"engine": engine, "spark_master": spark_master},
+        **sections,
+    }
+    for section, values in options.items():
+        raw[section] |= {key: value for key, value in values.items() if value is not None}
+    return parse_config(raw, source="command line")
 
 
 @app.command()
@@ -473,10 +476,9 @@ def kpis_command(
     (one row per signup cohort and month since signup), a PNG per chart and
     kpis.html. Definitions: README, section KPIs.
     """
-    run_config = _run_config(config, engine, spark_master)
-    overrides = {"period": period, "segments": by, "margin": margin}
-    kpi = {**run_config.kpi.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    run_config = parse_config({**run_config.model_dump(), "kpi": kpi}, source="command line")
+    run_config = _run_config(
+        config, engine, spark_master, kpi={"period": period, "segments": by, "margin": margin}
+    )
     with console.status("starting") as status:
         run = compute_kpis(run_config, progress=lambda msg: status.update(msg))
         status.update(f"writing {out_dir}")
