@@ -8,6 +8,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -15,6 +16,24 @@ DATA = HERE / "data"
 RESULTS = HERE / "results"
 # About 10 purchases and 50 events per customer, the ratio of the issue's 1M / 10M / 50M.
 SIM = {"purchase_rate": 0.025, "login_rate": 0.09, "feature_use_rate": 0.045}
+
+
+class Laps:
+    """Seconds per phase of one run: call it with a phase's name when the phase ends."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self.started = self.clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round(now - self.clock, 1)
+        self.clock = now
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the start."""
+        return time.perf_counter() - self.started
 
 
 def peak_rss_gib() -> float:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DATA, header, peak_rss_gib, run_part, write_result
+from benchmarks.common import DATA, Laps, header, peak_rss_gib, run_part, write_result
 from benchmarks.features import config_for, ensure_data
 
 TRAIN_CUSTOMERS = 50_000
@@ -55,18 +55,22 @@ def ensure_model() -> Path:
     if (folder / "MANIFEST.json").exists():
         return folder
     import churnmodel as cm
-    from churnmodel.model.split import split_cutoffs
+    from churnmodel.model.backtest import plan_folds
     from churnmodel.model.training import train_and_evaluate
     from churnmodel.registry.bundle import ModelBundle, save_bundle
 
     data = DATA / f"sim-{TRAIN_CUSTOMERS}"
     ensure_data(TRAIN_CUSTOMERS)
-    config = config_for(data)
-    run = cm.build_features(config)
-    split = split_cutoffs(run.cutoffs, config.label.horizon_days)
+    run = cm.build_features(config_for(data))
+    config = run.config
+    folds = plan_folds(run.cutoffs, config.label.horizon, 4)
     frame, names = run.matrix.frame, run.matrix.feature_names
-    result = train_and_evaluate(frame, names, split, config.model)
-    save_bundle(ModelBundle(result.classifier, run.matrix.specs, config), folder)
+    result = train_and_evaluate(frame, names, folds, config.model, config.features.windows_days)
+    facts = {
+        "data_facts": run.facts.to_dict(),
+        "bgnbd": run.matrix.bgnbd.to_dict() if run.matrix.bgnbd else None,
+    }
+    save_bundle(ModelBundle(result.model, run.matrix.specs, config, facts), folder)
     return folder
 
 
@@ -77,15 +81,7 @@ def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
     from churnmodel.workflows import ScoreRun, load_data, write_score_outputs
 
     config = config_for(data)
-    phases: dict[str, float] = {}
-    started = clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        phases[name] = round(now - clock, 1)
-        clock = now
-
+    lap = Laps()
     bundle = load_bundle(bundle_dir)
     tables = load_data(config)
     lap("validate")
@@ -95,11 +91,11 @@ def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
     lap("outreach_and_reasons")
     write_score_outputs(ScoreRun(scores, outreach, "benchmark"), data / "scoring-out")
     lap("write_files")
-    seconds = time.perf_counter() - started
+    seconds = lap.seconds
     scores.frame[["customer_id", "churn_probability"]].to_parquet(data / "scoring-ours.parquet")
     return {
         "seconds": round(seconds, 1),
-        "phases": phases,
+        "phases": lap.phases,
         "scored": len(outreach),
         "not_scored": len(scores.not_scored),
         "with_reasons": int(outreach["has_reasons"].sum()),
@@ -111,6 +107,7 @@ def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
 def run_reference(data: Path, bundle_dir: Path, customers: int) -> dict[str, object]:
     from benchmarks.features import _naive
     from benchmarks.reference import reference_features
+    from churnmodel.features.matrix import add_derived
     from churnmodel.registry.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
@@ -123,6 +120,8 @@ def run_reference(data: Path, bundle_dir: Path, customers: int) -> dict[str, obj
         for name in ("customers", "transactions", "events")
     }
     features = reference_features(tables, spine, bundle.config.features)
+    # BG/NBD from the model's stored fit, as scoring computes it (not a feature the reference owns)
+    features, _ = add_derived(features, bundle.config.features, bundle.bgnbd())
     probability = bundle.predict(features)
     seconds = time.perf_counter() - started
     aligned = pd.Series(probability, index=features["customer_id"].astype(str))

@@ -7,10 +7,13 @@ The feature matrix comes from the real pipeline (monthly cutoffs from
 benchmarks/data/. Two processes then train on the same rows, each measuring
 its own peak memory:
 
-* churnmodel: `train_and_evaluate`, i.e. LightGBM with early stopping on the
-  validation cutoff, calibration, the leakage check and both baselines;
-* reference: `lightgbm.train` with the same parameters and early stopping,
-  nothing else, so the ratio is what churnmodel adds on top of LightGBM.
+* churnmodel: `train_and_evaluate`, i.e. the rolling-origin backtest of every
+  candidate (LightGBM, logistic regression, their blend and the baselines) on
+  four folds, the refit of the winner on every labelled cutoff, calibration
+  and the leakage check;
+* reference: one bare `lightgbm.train` on every labelled row with the same
+  parameters and the number of trees churnmodel chose (the refit alone), so
+  the ratio is what the whole procedure costs on top of one LightGBM fit.
 
 Results go to benchmarks/results/training-<customers>.json and are printed.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from benchmarks.common import DATA, SIM, header, peak_rss_gib, run_part, write_result
+from benchmarks.common import DATA, SIM, Laps, header, peak_rss_gib, run_part, write_result
 
 FEATURES = {"windows_days": [7, 14, 30, 60, 90, 180, 365], "trend_windows_days": [14, 30, 90]}
 CUTOFFS = {"every": "1mo", "first": "2024-04-01"}
@@ -38,12 +41,13 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=240_000)
     parser.add_argument("--part", choices=["churnmodel", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--trees", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     matrix = ensure_matrix(args.customers)
     if args.part == "churnmodel":
         print(json.dumps(run_churnmodel(matrix)))
     elif args.part == "reference":
-        print(json.dumps(run_reference(matrix)))
+        print(json.dumps(run_reference(matrix, args.trees)))
     else:
         report(args, matrix)
 
@@ -74,74 +78,60 @@ def ensure_matrix(customers: int) -> Path:
 
 
 def load(path: Path):
-    """The matrix with its categories back, its feature names and the split."""
-    from churnmodel.model.split import split_cutoffs
+    """The matrix with its categories back, its feature names and the backtest folds."""
+    from churnmodel.model.backtest import plan_folds
 
     frame = pd.read_parquet(path)
     catalog = json.loads(pq.read_schema(path).metadata[b"churnmodel.features"])
     names = [c["name"] for c in catalog]
-    split = split_cutoffs(frame["cutoff"].unique(), horizon_days=90)
-    return frame, names, split
+    folds = plan_folds(frame["cutoff"].unique(), horizon_days=90, folds=4)
+    return frame, names, folds
 
 
 def run_churnmodel(path: Path) -> dict[str, object]:
-    from churnmodel.model.baselines import fit_predict_baselines
     from churnmodel.model.training import train_and_evaluate
 
-    frame, names, split = load(path)
-    started = time.perf_counter()
-    result = train_and_evaluate(frame, names, split, config().model)
-    seconds = time.perf_counter() - started
-    # Time the baselines again on their own, to show where the rest of the time goes.
-    train, held = split.rows(frame, "train"), split.rows(frame, "holdout")
-    started = time.perf_counter()
-    fit_predict_baselines(train[names], train["label"], held[names])
-    baselines = time.perf_counter() - started
+    frame, names, folds = load(path)
+    lap = Laps()
+    result = train_and_evaluate(frame, names, folds, config().model, FEATURES["windows_days"], lap)
+    lap("leakage check")
+    seconds = lap.seconds
+    metrics = result.backtest.metrics
     return {
         "seconds": round(seconds, 1),
-        "of_which_baselines_seconds": round(baselines, 1),
-        "trees": result.classifier.booster_.num_trees(),
-        "holdout_roc_auc": round(result.holdout.metrics["model"].roc_auc, 4),
-        "logistic_roc_auc": round(result.holdout.metrics["logistic"].roc_auc, 4),
+        "phases_seconds": lap.phases,
+        "winner": result.winner,
+        "trees": result.model.trees,
+        "backtest_roc_auc": {name: round(m.roc_auc, 4) for name, m in metrics.items()},
         "peak_rss_gib": round(peak_rss_gib(), 2),
     }
 
 
-def run_reference(path: Path) -> dict[str, object]:
+def run_reference(path: Path, trees: int) -> dict[str, object]:
     import lightgbm as lgb
-    from sklearn.metrics import roc_auc_score
 
-    from churnmodel.model.training import classifier_from_config
+    from churnmodel.model.candidates import lightgbm_params
 
-    frame, names, split = load(path)
-    train, valid, held = (split.rows(frame, p) for p in ("train", "validation", "holdout"))
-    params = classifier_from_config(config().model).lightgbm_params()
+    frame, names, _ = load(path)
+    params = lightgbm_params(config().model)
     started = time.perf_counter()
-    dtrain = lgb.Dataset(train[names], label=train["label"])
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=1000,
-        valid_sets=[lgb.Dataset(valid[names], label=valid["label"], reference=dtrain)],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
-    )
-    seconds = time.perf_counter() - started
-    scores = booster.predict(held[names], num_iteration=booster.best_iteration)
+    booster = lgb.train(params, lgb.Dataset(frame[names], label=frame["label"]), trees)
     return {
-        "seconds": round(seconds, 1),
-        "trees": booster.best_iteration,
-        "holdout_roc_auc": round(float(roc_auc_score(held["label"], scores)), 4),
+        "seconds": round(time.perf_counter() - started, 1),
+        "trees": booster.num_trees(),
         "peak_rss_gib": round(peak_rss_gib(), 2),
     }
 
 
 def report(args: argparse.Namespace, path: Path) -> None:
-    frame, names, split = load(path)
-    rows = {part: len(split.rows(frame, part)) for part in ("train", "validation", "holdout")}
+    frame, names, folds = load(path)
+    scored = frame["cutoff"].isin([f.scored for f in folds])
+    rows = {"all": len(frame), "backtest": int(scored.sum()), "cutoffs": frame["cutoff"].nunique()}
     del frame
     size = ("--customers", str(args.customers))
     ours = run_part("benchmarks.training", "churnmodel", *size)
-    reference = run_part("benchmarks.training", "reference", *size)
+    trees = str(max(1, int(ours["trees"])))  # type: ignore[call-overload]
+    reference = run_part("benchmarks.training", "reference", *size, "--trees", trees)
     result = {
         **header("training"),
         "customers": args.customers,

@@ -35,6 +35,13 @@ events = "data/events.parquet"
 
 [label]
 horizon_days = 60
+
+[model]  # quality is not what these tests measure: fewer, faster trees, two backtest folds
+learning_rate = 0.15
+n_estimators = 300
+
+[cutoffs]
+holdout = 2
 """
     )
     return root

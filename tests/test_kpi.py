@@ -236,7 +236,7 @@ def test_non_contractual_customers_are_the_recently_active(con) -> None:
         ["customer_id", "timestamp", "event_type", "value"],
     )
     tables = validated(con, {"transactions": transactions, "events": events})
-    label = LabelConfig(business="non_contractual", active_window_days=30)
+    label = LabelConfig(business="non_contractual", activity="transactions", active_window_days=30)
     kpis = kpis_of(tables, label)
     assert list(kpis.period.astype(str)) == ["2024-03-01", "2024-04-01"]
     assert_values(
@@ -267,7 +267,10 @@ def test_survey_answers_off_the_scale_are_a_contract_error(con) -> None:
     tables = validated(con, {"transactions": transactions, "events": events})
     with pytest.raises(DataContractError, match=r"'events', column 'value'.*0 and 10; 2 rows"):
         retention_kpis(
-            tables, [(dt.date(2024, 1, 1), dt.date(2024, 2, 1))], LabelConfig(), KpiConfig()
+            tables,
+            [(dt.date(2024, 1, 1), dt.date(2024, 2, 1))],
+            LabelConfig(business="non_contractual", activity="transactions"),
+            KpiConfig(),
         )
 
 
@@ -301,7 +304,7 @@ def test_cohort_first_column_and_diagonal_match_direct_counts(con) -> None:
     """On simulated data: k = 0 and the last whole month, counted directly with pandas."""
     data = simulate(n_customers=400, seed=5).as_tables()
     tables = validated(con, data)
-    label = LabelConfig(activity="transactions")
+    label = LabelConfig(business="non_contractual", activity="transactions")
     cohorts = cohort_retention(tables, label)
 
     customers, tx = data["customers"], data["transactions"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,9 +11,12 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 import churnmodel as cm
+from churnmodel.config import ModelConfig
 from churnmodel.errors import ModelError
-from churnmodel.model.estimator import Calibrator, ChurnClassifier
-from churnmodel.model.split import split_cutoffs
+from churnmodel.model.backtest import plan_folds, scored_rows
+from churnmodel.model.calibration import Calibrator
+from churnmodel.model.churn_model import ChurnModel
+from churnmodel.model.training import refit, train_and_evaluate
 from churnmodel.registry.bundle import ModelBundle, load_bundle, locate_bundle, save_bundle
 
 RAW = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.5, 0.7, 0.9])
@@ -38,22 +43,28 @@ def test_platt_calibrator_matches_a_logistic_fit_on_the_logit() -> None:
 
 @pytest.fixture(scope="module")
 def bundle() -> tuple[ModelBundle, pd.DataFrame]:
-    config = cm.RunConfig()
-    run = cm.build_features(config, sources=cm.simulate(1_500, seed=2).as_tables())
+    run = cm.build_features(cm.RunConfig(), sources=cm.simulate(1_500, seed=2).as_tables())
     frame, names = run.matrix.frame, run.matrix.feature_names
-    split = split_cutoffs(run.cutoffs, horizon_days=90)
-    train, valid = split.rows(frame, "train"), split.rows(frame, "validation")
-    model = ChurnClassifier(n_estimators=60).fit(
-        train[names], train["label"], valid[names], valid["label"]
+    folds = plan_folds(run.cutoffs, run.config.label.horizon, 2)
+    model = ModelConfig(n_estimators=60)
+    result = train_and_evaluate(frame, names, folds, model, run.config.features.windows_days)
+    # the blend has both parts, so the round trip covers trees and the linear model
+    blend = refit(
+        frame,
+        next(c for c in result.backtest.candidates if c.name == "blend"),
+        result.backtest.rounds,
+        model,
+        result.model.calibrator,
     )
-    return ModelBundle(model, run.matrix.specs, config, {"note": "test"}), split.rows(
-        frame, "holdout"
+    return ModelBundle(blend, run.matrix.specs, run.config, {"note": "test"}), scored_rows(
+        frame, folds
     )
 
 
 def test_bundle_round_trip_gives_identical_probabilities(bundle, tmp_path) -> None:
     original, held = bundle
     loaded = load_bundle(save_bundle(original, tmp_path / "bundle"))
+    assert loaded.model.name == "blend" and loaded.model.linear == original.model.linear
     assert loaded.feature_names == original.feature_names
     assert loaded.config == original.config
     assert loaded.training == {"note": "test"}
@@ -82,6 +93,26 @@ def test_a_missing_feature_column_is_a_clear_error(bundle) -> None:
     model, held = bundle
     with pytest.raises(ModelError, match=r"1 missing \(e.g. tenure_days\)"):
         model.predict(held.drop(columns="tenure_days"))
+
+
+def test_a_version_1_bundle_still_loads_as_lightgbm(bundle, tmp_path) -> None:
+    original, held = bundle
+    trees = ChurnModel("lightgbm", original.model.booster, None, 1.0, original.model.calibrator)
+    folder = save_bundle(ModelBundle(trees, original.specs, original.config), tmp_path / "v1")
+    (folder / "model.json").unlink()
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    manifest["format"] = "churnmodel-bundle/1"
+    del manifest["sha256"]["model.json"]
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    loaded = load_bundle(folder)
+    assert loaded.model.name == "lightgbm" and loaded.model.linear is None
+    assert np.array_equal(loaded.predict(held), trees_only(original, held))
+
+
+def trees_only(bundle: ModelBundle, rows: pd.DataFrame) -> np.ndarray:
+    model = bundle.model
+    alone = ChurnModel("lightgbm", model.booster, None, 1.0, model.calibrator)
+    return alone.predict_proba(bundle.prepare(rows))[:, 1]
 
 
 def test_locate_bundle_follows_the_champion_pointer(bundle, tmp_path) -> None:

@@ -52,6 +52,22 @@ def test_value_12m_annualises_spend_over_the_customers_own_history() -> None:
     assert value_12m(frame, 365).tolist() == [1200.0, 4380.0, 14600.0, 0.0, 600.0]
 
 
+def test_value_12m_uses_bgnbd_expected_purchases_of_a_customer_who_stays() -> None:
+    frame = pd.DataFrame(
+        {
+            "tx_amount_sum_365d": [1200.0, 1200.0, 1200.0],
+            "tx_tenure_days": [730.0, 730.0, 730.0],
+            "tx_expected_purchases_365d": [6.0, 2.0, NAN],
+            "tx_p_alive": [1.0, 0.25, NAN],
+            "tx_amount_sum_total": [500.0, 300.0, 100.0],
+            "tx_purchase_days_total": [10.0, 3.0, 1.0],
+        }
+    )
+    # 6 purchase days a year x 50 per day; 2 / 0.25 = 8 days if alive x 100 per day;
+    # no BG/NBD answer: the annualised spend
+    assert value_12m(frame, 365).tolist() == [300.0, 800.0, 1200.0]
+
+
 def test_health_is_the_mean_of_the_behaviour_parts_it_can_see() -> None:
     frame = pd.DataFrame(
         {

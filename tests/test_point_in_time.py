@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ibis.backends.sql import SQLBackend
 
-from churnmodel.config import FeatureConfig, LabelConfig
+from churnmodel.config import EngagementConfig, FeatureConfig, LabelConfig, ProfileConfig
 from churnmodel.engine import collect
 from churnmodel.timeline import build_spine
 from churnmodel.timeline.labels import add_labels
@@ -28,15 +28,26 @@ EARLIER = dt.date(2025, 1, 29)
 HORIZON = 30
 DAY = 86_400
 CUSTOMERS = ["a", "b", "00c"]
-CONFIG = FeatureConfig(windows_days=[7, 30], trend_windows_days=[7])
+# Every feature family and kind: named event types and the "other" bucket, a window longer
+# than the data (rates over observed days), numeric and date attributes, and BG/NBD.
+CONFIG = FeatureConfig(
+    windows_days=[7, 400],
+    trend_windows_days=[7],
+    engagement=EngagementConfig(event_types=["login", "feature_use"], group_other=True),
+    profile=ProfileConfig(attributes=["plan"], numeric=["seats"], dates=["renewal"]),
+    bgnbd=True,
+    bgnbd_horizon_days=30,
+)
 EDGES = [0, 1, -1, DAY, -DAY, HORIZON * DAY, HORIZON * DAY - 1]
 
 settings.register_profile(
     "pit",
-    max_examples=30,
+    max_examples=20,  # each example builds every feature twice; boundary instants are drawn often
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+# both plans also meet the pandas reference at scale (benchmarks): fewer examples here
+settings.register_profile("plans", settings.get_profile("pit"), max_examples=15)
 
 
 def offsets(low: int, high: int) -> st.SearchStrategy[int]:
@@ -61,7 +72,7 @@ def transactions(low: int, high: int) -> st.SearchStrategy[list[tuple[str, int, 
 
 
 def events(low: int, high: int) -> st.SearchStrategy[list[tuple[str, int, str, float | None]]]:
-    kind = st.sampled_from(["login", "feature_use", "support_ticket", "nps", "csat"])
+    kind = st.sampled_from(["login", "feature_use", "page_view", "support_ticket", "nps", "csat"])
     return st.lists(
         st.tuples(
             st.sampled_from(CUSTOMERS),
@@ -73,9 +84,19 @@ def events(low: int, high: int) -> st.SearchStrategy[list[tuple[str, int, str, f
     )
 
 
-def signups(low: int, high: int) -> st.SearchStrategy[list[tuple[int, str]]]:
+Person = tuple[int, str, float, int]  # signup offset, plan, seats, renewal offset
+
+
+def signups(low: int, high: int) -> st.SearchStrategy[list[Person]]:
     return st.lists(
-        st.tuples(offsets(low, high), st.sampled_from(["basic", "pro"])), min_size=3, max_size=3
+        st.tuples(
+            offsets(low, high),
+            st.sampled_from(["basic", "pro"]),
+            st.sampled_from([1.0, 5.0, 40.0]),
+            offsets(PAST, FUTURE),
+        ),
+        min_size=3,
+        max_size=3,
     )
 
 
@@ -86,7 +107,7 @@ FUTURE = 200 * DAY
 def tables(
     tx: list[tuple[str, int, float]],
     ev: list[tuple[str, int, str, float | None]],
-    people: list[tuple[int, str]],
+    people: list[Person],
     churn: list[tuple[str, int]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Frames from offsets; one anchor row far in the past keeps each table non-empty."""
@@ -102,8 +123,8 @@ def tables(
             columns=["customer_id", "timestamp", "event_type", "value"],
         ),
         "customers": pd.DataFrame(
-            [(c, at(s), p) for c, (s, p) in zip(CUSTOMERS, people, strict=True)],
-            columns=["customer_id", "signup_date", "plan"],
+            [(c, at(s), p, n, at(r)) for c, (s, p, n, r) in zip(CUSTOMERS, people, strict=True)],
+            columns=["customer_id", "signup_date", "plan", "seats", "renewal"],
         ),
     }
     if churn is not None:
@@ -113,9 +134,7 @@ def tables(
     return out
 
 
-def keep_past(
-    people: list[tuple[int, str]], future: list[tuple[int, str]]
-) -> list[tuple[int, str]]:
+def keep_past(people: list[Person], future: list[Person]) -> list[Person]:
     """Customers who signed up before the cutoff keep their record; later ones take `future`'s."""
     return [p if p[0] < 0 else f for p, f in zip(people, future, strict=True)]
 
@@ -149,7 +168,7 @@ def test_rows_at_or_after_the_cutoff_never_change_features(
 def test_eligibility_only_reads_history(
     con: SQLBackend, past_tx, people, future_a, future_b
 ) -> None:
-    label = LabelConfig(active_window_days=30)
+    label = LabelConfig(business="non_contractual", activity="transactions", active_window_days=30)
     spines = []
     for future in (future_a, future_b):
         data = validated(con, tables(past_tx + future, [], people))
@@ -158,7 +177,7 @@ def test_eligibility_only_reads_history(
     pd.testing.assert_frame_equal(spines[0], spines[1])
 
 
-@settings(settings.get_profile("pit"))
+@settings(settings.get_profile("plans"))
 @given(
     tx=transactions(PAST, FUTURE),
     ev=events(PAST, FUTURE),
@@ -184,7 +203,7 @@ def labels_for(con: SQLBackend, data: dict[str, pd.DataFrame], business: str) ->
     return dict(zip(labelled["customer_id"], labelled["label"].astype(int), strict=True))
 
 
-PEOPLE = [(PAST, "basic")] * 3
+PEOPLE = [(PAST, "basic", 1.0, PAST)] * 3
 
 
 @settings(settings.get_profile("pit"))
@@ -220,3 +239,39 @@ def test_contractual_label_is_a_churn_date_in_the_window(
         assert labels == {
             c: int(i is not None) for c, i in zip(CUSTOMERS, churn_inside, strict=True)
         }
+
+
+MANY = [f"m{i:02d}" for i in range(30)]
+BGNBD_ONLY = FeatureConfig(
+    windows_days=[30],
+    trend_windows_days=[30],
+    engagement=EngagementConfig(event_types=[], group_other=False),
+    profile=ProfileConfig(attributes=[], numeric=[], dates=[]),
+    bgnbd=True,
+    bgnbd_horizon_days=30,
+)
+
+
+def purchases(low: int, high: int, size: int) -> st.SearchStrategy[list[tuple[str, int, float]]]:
+    return st.lists(
+        st.tuples(st.sampled_from(MANY), offsets(low, high), st.just(20.0)),
+        min_size=size // 2,
+        max_size=size,
+    )
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    past=purchases(PAST, 0, 120),
+    future_a=purchases(0, FUTURE, 40),
+    future_b=purchases(0, FUTURE, 40),
+)
+def test_bgnbd_is_fitted_on_history_only(con: SQLBackend, past, future_a, future_b) -> None:
+    """The per-cutoff BG/NBD fit (population parameters) reads only the cutoff's history."""
+    spine = [(c, d) for c in MANY for d in (EARLIER, CUTOFF)]
+    results = []
+    for future in (future_a, future_b):
+        rows = pd.DataFrame(past + future, columns=["customer_id", "timestamp", "amount"])
+        rows["timestamp"] = pd.Timestamp(CUTOFF, tz="UTC") + pd.to_timedelta(rows["timestamp"], "s")
+        results.append(features_at(con, {"transactions": rows}, spine, BGNBD_ONLY))
+    pd.testing.assert_frame_equal(results[0], results[1])

@@ -39,12 +39,22 @@ export_dir = "{root}/models"
 """
 
 
+FAST = """
+[model]  # quality is not what these tests measure: fewer, faster trees, two backtest folds
+learning_rate = 0.15
+n_estimators = 300
+
+[cutoffs]
+holdout = 2
+"""
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A folder with simulated data, churn.toml, and a trained, registered, exported model."""
     root = tmp_path_factory.mktemp("scoring")
     write_simulation(root / "data", SimulationParams(n_customers=2_500, seed=5))
-    (root / "churn.toml").write_text(config_text(root, root / "data"))
+    (root / "churn.toml").write_text(config_text(root, root / "data", FAST))
     result = invoke("train", "--config", str(root / "churn.toml"))
     assert result.exit_code == 0, result.output
     return root

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from churnmodel.cli import app
 from churnmodel.config import RunConfig, load_config
 from churnmodel.data.simulate import SimulationParams, write_simulation
+from churnmodel.discovery import gather_facts, resolve
 from churnmodel.engine import connect
 from churnmodel.errors import CutoffError
 from churnmodel.features.matrix import build_feature_matrix
@@ -74,8 +75,10 @@ def test_a_spark_catalog_table_is_a_source(spark, tmp_path) -> None:
 
 def test_a_large_training_matrix_is_sampled_by_stratum_on_spark(spark, tmp_path) -> None:
     sources = simulated(tmp_path, "non_contractual", seed=5)
-    config = RunConfig()
-    tables = load_data(config, sources, spark)
+    tables = load_data(RunConfig(), sources, spark)
+    # the sample is what is tested here, not the features: a small feature set plans faster
+    small = {"windows_days": [30], "trend_windows_days": [30], "bgnbd": False}
+    config = resolve(RunConfig.model_validate({"features": small}), gather_facts(tables))
     cutoffs = [dt.date(2025, 9, 1), dt.date(2025, 10, 1)]
     spine = build_spine(tables, cutoffs, config.label)
     full = build_feature_matrix(tables, spine, config.features).frame
@@ -107,6 +110,13 @@ def trained(tmp_path_factory) -> Path:
 
 [model]
 n_estimators = 80
+
+[cutoffs]
+holdout = 2
+
+[features]  # parity of the list is tested here; the features' parity has its own tests
+windows_days = [30, 90]
+trend_windows_days = [30]
 
 [outreach]
 max_reason_rows = 40

@@ -23,6 +23,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from churnmodel import __version__
+from churnmodel._io import write_text
 from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 from churnmodel.errors import ChurnModelError
@@ -31,6 +32,7 @@ from churnmodel.model.evaluate import Metrics
 from churnmodel.outreach.build import TIERS, tier_summary
 from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
 from churnmodel.spark_scoring import SparkScores
+from churnmodel.starter import Starter, attribute_notes, inspect_data, render_toml
 from churnmodel.tracking.runs import tracking_uri
 from churnmodel.workflows import (
     FeatureRun,
@@ -128,6 +130,98 @@ def simulate(
     out.print(table)
 
 
+TableOption = Annotated[
+    Path | None, typer.Option(help="This table's file or folder, if its name does not say.")
+]
+
+
+@app.command("init")
+@_friendly_errors
+def init_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="Folder with the tables (parquet or csv files/folders).")
+    ] = Path("data"),
+    out_path: Annotated[Path, typer.Option("--out", help="The config to write.")] = Path(
+        "churn.toml"
+    ),
+    customers: TableOption = None,
+    transactions: TableOption = None,
+    events: TableOption = None,
+    churn: TableOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing config.")] = False,
+) -> None:
+    """Find the tables in a folder, show what the data holds, and write a starter churn.toml.
+
+    Tables are found by name (orders.csv is the transactions table, users.parquet
+    the customers table ...) and their columns by common names (user_id, ts,
+    total ...). Every default churnmodel would use is printed and written out.
+    """
+    if out_path.exists() and not force:
+        raise typer.BadParameter(
+            f"{out_path} exists; pass --force to replace it", param_hint="--out"
+        )
+    named = {"customers": customers, "transactions": transactions, "events": events, "churn": churn}
+    explicit = {name: path for name, path in named.items() if path is not None}
+    with console.status(f"reading {data}"):
+        starter = inspect_data(data, explicit)
+    _print_starter(starter)
+    write_text(render_toml(starter, out_path), out_path)
+    out.print(f"wrote [bold]{out_path}[/]; next: churnmodel train --config {out_path}")
+
+
+def _print_starter(starter: Starter) -> None:
+    facts, config = starter.facts, starter.config
+    folders = {str(p.parent) for p in starter.sources.values()}
+    tables = Table(
+        "table", "rows", "file", "columns mapped", title=f"tables in {', '.join(folders)}"
+    )
+    for name, path in starter.sources.items():
+        mapped = "\n".join(f"{c}={u}" for c, u in starter.columns.get(name, {}).items())
+        tables.add_row(name, f"{facts.rows.get(name, 0):,}", path.name, mapped or "as named")
+    out.print(tables)
+    out.print(
+        f"data from {facts.observed_from:%Y-%m-%d} to {facts.observed_until:%Y-%m-%d} "
+        f"({(facts.observed_until - facts.observed_from).days} days)"
+    )
+    if facts.event_types:
+        used = set(config.features.engagement.types)
+        reserved = set(config.features.feedback.event_types)
+        total = sum(facts.event_types.values())
+        kinds = Table("event type", "events", "share", "becomes", title="event types")
+        for kind, count in facts.event_types.items():
+            role = "own features" if kind in used else "feedback" if kind in reserved else "other"
+            kinds.add_row(kind, f"{count:,}", f"{count / total:.2%}", role)
+        out.print(kinds)
+    notes = attribute_notes(starter)
+    if notes:
+        attributes = Table("customers column", "becomes", title="customer attributes")
+        for name, note in notes.items():
+            attributes.add_row(name, note)
+        out.print(attributes)
+    label = config.label
+    out.print(
+        f"label: {label.business}, churn = "
+        + (
+            f"a churn date within {label.horizon} days of a cutoff"
+            if label.contractual
+            else f"no {label.activity} for {label.horizon} days after a cutoff"
+        )
+    )
+    rates = Table("cutoff", "customers", "churn rate", title="labels at a few cutoffs")
+    for row in starter.churn_rates.to_dict("records"):
+        rates.add_row(
+            f"{pd.Timestamp(row['cutoff']):%Y-%m-%d}",
+            f"{int(row['customers']):,}",
+            f"{row['churn_rate']:.1%}",
+        )
+    out.print(rates)
+    cutoffs = starter.cutoffs
+    out.print(
+        f"{len(cutoffs)} training cutoffs every {config.cutoffs.every}, "
+        f"{cutoffs[0]} to {cutoffs[-1]}"
+    )
+
+
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Run config (TOML).")]
 ModelOption = Annotated[
     str | None,
@@ -197,7 +291,7 @@ def features(
         run = build_features(run_config, cutoffs, progress=lambda msg: status.update(msg))
         status.update(f"writing {out_path}")
         write_features(run.matrix, out_path)
-    _print_feature_summary(run, run_config, out_path)
+    _print_feature_summary(run, run.config, out_path)
 
 
 def _print_feature_summary(run: FeatureRun, config: RunConfig, path: Path) -> None:
@@ -226,7 +320,7 @@ def _print_feature_summary(run: FeatureRun, config: RunConfig, path: Path) -> No
 def train_command(
     config: ConfigOption = Path("churn.toml"),
     tune: Annotated[
-        int, typer.Option(min=0, help="Optuna trials on the validation cutoff before training.")
+        int, typer.Option(min=0, help="Optuna trials (each a LightGBM backtest) before training.")
     ] = 0,
     force_promote: Annotated[
         bool, typer.Option("--force-promote", help="Make the new version champion regardless.")
@@ -247,7 +341,7 @@ def train_command(
             force_promote=force_promote,
             progress=lambda msg: status.update(msg),
         )
-    _print_training_summary(outcome, run_config)
+    _print_training_summary(outcome, outcome.config)
 
 
 @app.command("evaluate")
@@ -263,19 +357,28 @@ def evaluate_command(
     model = model or f"models:/{run_config.mlflow.registered_model}@champion"
     with console.status("starting") as status:
         outcome = evaluate(run_config, model, progress=lambda msg: status.update(msg))
-    holdout = outcome.evaluation.table
-    out.print(_metrics_table(outcome.evaluation.metrics, _holdout_title(holdout)))
+    evaluation = outcome.evaluation
+    out.print(
+        _metrics_table(evaluation.metrics, _backtest_title(evaluation.rows), model=outcome.model)
+    )
     out.print(f"evaluation run [bold]{outcome.run_id}[/] ({outcome.model})")
 
 
-def _holdout_title(holdout: pd.DataFrame) -> str:
-    cutoffs = ", ".join(f"{c:%Y-%m-%d}" for c in sorted(holdout["cutoff"].unique()))
+def _backtest_title(rows: pd.DataFrame) -> str:
+    cutoffs = ", ".join(f"{c:%Y-%m-%d}" for c in sorted(rows["cutoff"].unique()))
     return (
-        f"holdout {cutoffs}: {len(holdout):,} customers, churn rate {holdout['label'].mean():.1%}"
+        f"backtest at {cutoffs}: {len(rows):,} rows, churn rate {rows['label'].mean():.1%} "
+        "(each cutoff scored by models trained before it; metrics are means over the cutoffs)"
     )
 
 
-def _metrics_table(metrics: dict[str, Metrics], title: str, champion: str = "") -> Table:
+def _metrics_table(
+    metrics: dict[str, Metrics],
+    title: str,
+    champion: str = "",
+    model: str = "model",
+    baselines: frozenset[str] = frozenset(),
+) -> Table:
     table = Table(
         "scorer",
         "ROC AUC",
@@ -287,12 +390,15 @@ def _metrics_table(metrics: dict[str, Metrics], title: str, champion: str = "") 
         "ECE",
         title=title,
         caption="lift@10: churn rate in the top 10 % over the overall rate; cap@k: share of "
-        "churners in the top k %; ECE: expected calibration error",
+        "churners in the top k %; ECE: expected calibration error"
+        + ("; *: a baseline" if baselines else ""),
     )
-    for name, m in metrics.items():
-        label = f"champion v{champion}" if name == "champion" else name
+    ordered = sorted(metrics, key=lambda name: name != "model")  # the shipped model first
+    for name in ordered:
+        m = metrics[name]
+        label = {"champion": f"champion v{champion}", "model": model}.get(name, name)
         table.add_row(
-            f"[bold]{label}[/]" if name == "model" else label,
+            f"[bold]{label}[/]" if name == "model" else label + ("*" if name in baselines else ""),
             f"{m.roc_auc:.3f}",
             f"{m.pr_auc:.3f}",
             f"{m.lift_at_10:.2f}",
@@ -306,15 +412,21 @@ def _metrics_table(metrics: dict[str, Metrics], title: str, champion: str = "") 
 
 def _print_training_summary(outcome: TrainingOutcome, config: RunConfig) -> None:
     result = outcome.result
-    title = _holdout_title(result.holdout.table)
-    out.print(_metrics_table(result.holdout.metrics, title, outcome.champion.version or ""))
+    backtest = result.backtest
+    title = _backtest_title(backtest.rows)
+    baselines = frozenset(c.name for c in backtest.candidates if c.baseline)
+    shipped = f"model = {result.winner}, refit on all {len(result.cutoffs)} cutoffs"
+    out.print(
+        _metrics_table(backtest.metrics, title, outcome.champion.version or "", shipped, baselines)
+    )
     if result.leakage.suspected:
         console.print(f"[bold red]WARNING:[/] {result.leakage.message()}", soft_wrap=True)
     name = config.mlflow.registered_model
+    trees = f", {result.model.trees} trees" if result.model.trees else ""
     out.print(
-        f"run [bold]{outcome.run_id}[/]: {name} v{outcome.version} "
-        f"({result.params['best_iteration']} trees, validation ROC AUC "
-        f"{result.leakage.validation_auc:.3f})"
+        f"run [bold]{outcome.run_id}[/]: {name} v{outcome.version} = {result.winner}{trees}, "
+        f"refit on all {len(result.cutoffs)} labelled cutoffs; churn = leaving within "
+        f"{config.label.horizon} days ({config.label.business})"
     )
     out.print(outcome.decision.reason)
     if outcome.exported is not None:

@@ -157,14 +157,14 @@ class LivePerformance:
     metrics: Metrics
     unlabelled: int  # listed customers no longer in the data at that date
 
-    def alerts(self, holdout_auc: float | None, limits: MonitorConfig) -> list[str]:
-        """Lines for an AUC below the training holdout's (minus the margin) or poor calibration."""
+    def alerts(self, trained_auc: float | None, limits: MonitorConfig) -> list[str]:
+        """Lines for an AUC below the training backtest's (minus the margin) or poor calibration."""
         found = []
         where = f"list of {self.as_of} ({self.model})"
         auc = self.metrics.roc_auc
-        if holdout_auc is not None and not math.isnan(auc) and auc < holdout_auc - limits.auc_drop:
+        if trained_auc is not None and not math.isnan(auc) and auc < trained_auc - limits.auc_drop:
             found.append(
-                f"{where}: live ROC AUC {auc:.3f} < holdout {holdout_auc:.3f} - {limits.auc_drop}"
+                f"{where}: live ROC AUC {auc:.3f} < backtest {trained_auc:.3f} - {limits.auc_drop}"
             )
         if not math.isnan(self.metrics.ece) and self.metrics.ece > limits.max_ece:
             found.append(

@@ -40,6 +40,15 @@ def day_number(value: ir.Value) -> ir.IntegerValue:
     return date.delta(EPOCH, unit="day")
 
 
+def day_number_of(day: dt.date) -> int:
+    """The day number of a calendar day, as `day_number` computes it in the engine.
+
+    >>> day_number_of(dt.date(1970, 1, 2))
+    1
+    """
+    return (day - dt.date(1970, 1, 1)).days
+
+
 @dataclass(frozen=True)
 class Window:
     """A span of days relative to the cutoff.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import pandas as pd
@@ -23,6 +24,7 @@ import pyarrow as pa
 
 from churnmodel.config import RunConfig
 from churnmodel.data.validate import ValidatedTables
+from churnmodel.discovery import DataFacts, resolve
 from churnmodel.engine import collect
 from churnmodel.errors import CutoffError, ModelError
 from churnmodel.features.catalog import FeatureSpec
@@ -66,12 +68,23 @@ def default_as_of(tables: ValidatedTables) -> dt.date:
 
 
 def check_compatible(bundle: ModelBundle, config: RunConfig) -> None:
-    """Refuse a run whose feature or label settings differ from the model's."""
+    """Refuse a run whose feature or label settings differ from the model's.
+
+    Settings the config leaves open are decided as they were in training
+    (from the data facts the model carries), so only what the user set
+    differently counts; a model from before the facts were saved compares
+    the settings the config names.
+    """
+    facts = bundle.training.get("data_facts")
+    if facts is not None:
+        config = resolve(config, DataFacts.from_dict(facts))
     differences = [
         f"{section}.{key}: model {trained!r}, config {current!r}"
         for section in ("features", "label")
-        for key, trained in getattr(bundle.config, section).model_dump(mode="json").items()
-        if (current := getattr(config, section).model_dump(mode="json")[key]) != trained
+        for key, trained, current in _differences(
+            getattr(bundle.config, section).model_dump(mode="json"),
+            getattr(config, section).model_dump(mode="json"),
+        )
     ]
     if differences:
         raise ModelError(
@@ -81,15 +94,33 @@ def check_compatible(bundle: ModelBundle, config: RunConfig) -> None:
         )
 
 
+def _differences(
+    trained: Mapping[str, Any], current: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """(key, trained, current) for every setting set in `current` that differs."""
+    found = []
+    for key, value in current.items():
+        old = trained.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            found += _differences(old, value, f"{prefix}{key}.")
+        elif value is not None and value != old:
+            found.append((f"{prefix}{key}", old, value))
+    return found
+
+
 def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date) -> Scores:
     """Features and calibrated churn probability for every customer eligible at `as_of`."""
     config = bundle.config
     spine = build_spine(tables, [as_of], config.label, with_labels=False)
-    matrix = build_feature_matrix(tables, spine, config.features)
+    matrix = build_feature_matrix(
+        tables, spine, config.features, bgnbd=bundle.bgnbd(), fit_bgnbd=False
+    )
     check_columns(bundle, matrix.specs)
     frame = matrix.frame
     unseen = _unseen_categories(bundle, frame)
-    frame["churn_probability"] = bundle.predict(frame)
+    # concat, not a column insert: the matrix has one block per column (pandas would warn)
+    probability = pd.Series(bundle.predict(frame), index=frame.index, name="churn_probability")
+    frame = pd.concat([frame, probability], axis=1)
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
     not_scored = collect(not_scored_customers(tables, as_of, config, scored))
     return Scores(as_of, frame, matrix.specs, not_scored, unseen)
@@ -147,7 +178,7 @@ def not_scored_customers(
     window = dt.timedelta(days=config.label.active_window_days)
     facts = _customer_facts(tables, config, cutoff)
     facts = facts.anti_join(scored.select("customer_id"), "customer_id")
-    contractual = config.label.business == "contractual"
+    contractual = config.label.contractual
     has_customer_row = facts.in_customers.fill_null(False)
     no_history = facts.first_seen.isnull()
     if contractual:  # a contractual customer needs no activity, only a customers row
@@ -175,9 +206,7 @@ def _customer_facts(tables: ValidatedTables, config: RunConfig, cutoff: dt.datet
     tens of millions of raw rows.
     """
     named = tables.tables
-    counts_as_activity = (
-        ("transactions",) if config.label.activity == "transactions" else ("transactions", "events")
-    )
+    counts_as_activity = config.label.counts_as_activity
     parts = []
     for name, table in named.items():
         if name in ("transactions", "events"):

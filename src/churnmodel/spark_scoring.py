@@ -35,7 +35,7 @@ from churnmodel._io import atomic_directory, write_csv, write_text
 from churnmodel.config import OutreachConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import cache, spark_to_arrow, to_spark
-from churnmodel.features.matrix import feature_families, feature_table
+from churnmodel.features.matrix import add_derived, derived_specs, feature_families, feature_table
 from churnmodel.outreach.build import (
     COLUMNS,
     LIST_ASCENDING,
@@ -97,8 +97,10 @@ def score_on_spark(
         spine = materialize(build_spine(tables, [as_of], bundle.config.label, with_labels=False))
         families = feature_families(tables, bundle.config.features)
         table, specs = feature_table(spine, families, materialize, method="direct")
-        check_columns(bundle, specs)
-        features = persist(to_spark(table.select("customer_id", *bundle.feature_names)))
+        derived = derived_specs(bundle.config.features)
+        check_columns(bundle, (*specs, *derived))
+        built = [n for n in bundle.feature_names if n not in {s.name for s in derived}]
+        features = persist(to_spark(table.select("customer_id", *built)))
         unseen = _unseen_categories(features, bundle)
         figures = persist(_row_figures(features, bundle, config))
         rows = figures.count()
@@ -135,6 +137,11 @@ def score_on_spark(
     return SparkScores(as_of, model_version, counts, report.tiers, unseen, top_rows, paths)
 
 
+def with_derived(frame: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
+    """`frame` with the pandas-computed features (BG/NBD with the model's fit)."""
+    return add_derived(frame, bundle.config.features, bundle.bgnbd())[0]
+
+
 def _unseen_categories(features: Any, bundle: ModelBundle) -> dict[str, int]:
     """Rows per categorical feature whose value the model never saw (scored as missing)."""
     from pyspark.sql import functions as F
@@ -158,7 +165,8 @@ def _row_figures(features: Any, bundle: ModelBundle, config: OutreachConfig) -> 
 
     def figures(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model: ModelBundle = shared.value
-        for batch in batches:
+        for raw in batches:
+            batch = with_derived(raw, model)
             frame = model.prepare(batch).assign(customer_id=batch["customer_id"])
             probability = model.predict(frame)
             yield row_figures(frame, probability, model, config).reset_index(drop=True)
@@ -221,7 +229,7 @@ def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachCo
         .limit(config.max_reason_rows)
         .select("customer_id")
     )
-    rows = _fetch(features.join(chosen, "customer_id"))
+    rows = with_derived(_fetch(features.join(chosen, "customer_id")), bundle)
     columns = [*(f"reason_{i + 1}" for i in range(REASONS)), "action"]
     explained = (
         explain_rows(bundle.prepare(rows), bundle, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import tempfile
@@ -9,8 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from ibis.backends.sql import SQLBackend
 
@@ -20,19 +19,16 @@ from churnmodel._io import atomic_directory, write_csv, write_parquet
 from churnmodel.config import RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
+from churnmodel.discovery import DataFacts, gather_facts, resolve, resolve_label, table_facts
 from churnmodel.engine import collect, connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
+from churnmodel.model.backtest import Backtest, plan_folds, run_backtest, scored_rows
+from churnmodel.model.candidates import candidate_set
 from churnmodel.model.evaluate import calibration_table, evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
-from churnmodel.model.split import CutoffSplit, split_cutoffs
-from churnmodel.model.training import (
-    HoldoutEvaluation,
-    TrainingResult,
-    evaluate_on_holdout,
-    train_and_evaluate,
-)
+from churnmodel.model.training import TrainingResult, train_and_evaluate
 from churnmodel.model.tuning import tune
 from churnmodel.monitoring import (
     LivePerformance,
@@ -45,7 +41,13 @@ from churnmodel.outreach import build_outreach, write_outreach
 from churnmodel.outreach.export import read_outreach
 from churnmodel.outreach.report import render_report, report_data
 from churnmodel.registry.bundle import ModelBundle, save_bundle
-from churnmodel.registry.promotion import Comparison, Decision, decide
+from churnmodel.registry.promotion import (
+    ChampionScores,
+    Comparison,
+    Decision,
+    compare_with_champion,
+    decide,
+)
 from churnmodel.scoring import (
     Scores,
     check_compatible,
@@ -63,11 +65,17 @@ CONTRIBUTION_SAMPLE = 2_000
 
 @dataclass(frozen=True)
 class FeatureRun:
-    """A feature matrix and what went into it."""
+    """A feature matrix and what went into it.
+
+    `config` is the run's config with every open setting decided from the
+    data (`churnmodel.discovery`); `facts` are what those decisions used.
+    """
 
     matrix: FeatureMatrix
     cutoffs: list[dt.date]
     tables: ValidatedTables
+    config: RunConfig
+    facts: DataFacts
 
 
 def load_data(
@@ -104,14 +112,12 @@ def build_features(
     step = progress or (lambda _: None)
     step("validating tables")
     tables = load_data(config, sources, con)
+    step("finding defaults in the data")
+    facts = gather_facts(tables)
+    config = resolve(config, facts)
     step("planning cutoffs")
     cutoffs = training_cutoffs(
-        config.cutoffs,
-        tables.observed_from,
-        tables.observed_until,
-        config.label.horizon_days,
-        history_days=max(config.features.windows_days),
-        explicit=cutoffs,
+        config.cutoffs, tables.observed_until, config.label.horizon, explicit=cutoffs
     )
     spine = build_spine(tables, cutoffs, config.label)
     step(f"computing features at {len(cutoffs)} cutoff(s)")
@@ -122,7 +128,7 @@ def build_features(
         max_rows=config.data.max_matrix_rows,
         seed=config.model.seed,
     )
-    return FeatureRun(matrix, sorted(cutoffs), tables)
+    return FeatureRun(matrix, sorted(cutoffs), tables, config, facts)
 
 
 def write_features(matrix: FeatureMatrix, out: Path) -> Path:
@@ -145,6 +151,7 @@ class TrainingOutcome:
     champion: Comparison
     decision: Decision
     exported: Path | None
+    config: RunConfig  # as trained: every setting decided from the data filled in
 
 
 def train(
@@ -155,49 +162,58 @@ def train(
     force_promote: bool = False,
     progress: Progress | None = None,
 ) -> TrainingOutcome:
-    """Build features, train, compare with baselines and champion, log and register.
+    """Build features, backtest every candidate, refit the best, compare, log and register.
 
     The new version always gets the alias ``challenger``; it becomes
     ``champion`` (and is exported) only when `decide` says so.
     """
     step = progress or (lambda _: None)
     features = features or build_features(config, sources=sources, progress=step)
+    config = _with_matrix_settings(config, features)
     frame, names = features.matrix.frame, features.matrix.feature_names
-    split = _split(features, config)
-    overrides: dict[str, object] = {}
+    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
     if tune_trials:
-        overrides = tune(
+        tuned = tune(
             frame,
             names,
-            split,
+            folds,
             config.model,
             tune_trials,
             on_trial=lambda i, auc: step(
-                f"tuning: trial {i + 1}/{tune_trials} done (validation ROC AUC {auc:.3f})"
+                f"tuning: trial {i + 1}/{tune_trials} done (backtest ROC AUC {auc:.3f})"
             ),
         )
-    held = split.rows(frame, "holdout")
-    name = config.mlflow.registered_model
+        config = config.model_copy(update={"model": tuned})
     tracking.use_tracking(config.mlflow)
-    step("scoring the current champion on the holdout rows")
-    champion, champion_scores = _rescore_champion(config, held)
-    extra = {"champion": champion_scores} if champion_scores is not None else None
-    step("training LightGBM and the baselines")
-    result = train_and_evaluate(frame, names, split, config.model, overrides, extra)
-    decision = decide(result.holdout.metrics["model"].roc_auc, champion, force_promote)
+    step("scoring the current champion on the backtest rows")
+    champion = _score_champion(config, scored_rows(frame, folds))
+    result = train_and_evaluate(
+        frame, names, folds, config.model, config.features.windows_days, step
+    )
+    backtest = result.backtest.with_scores(
+        {"model": result.backtest.rows[result.winner]}
+        | ({"champion": champion.scores} if champion.scores is not None else {})
+    )
+    result = dataclasses.replace(result, backtest=backtest)
+    comparison, challenger_auc = compare_with_champion(champion, backtest)
+    decision = decide(challenger_auc, comparison, force_promote)
 
     step("logging to MLflow")
+    name = config.mlflow.registered_model
     with (
         tempfile.TemporaryDirectory(prefix="churnmodel-train-") as tmp,
         tracking.start_training_run(config) as run,
     ):
         scratch = Path(tmp)
+        held = scored_rows(frame, folds)
         _write_training_plots(result, held, scratch / "plots")
-        profile = feature_profile(split.rows(frame, "train"), features.matrix.specs)
-        facts = {**_training_facts(result), "profile": profile}
+        facts = {
+            **_training_facts(result, features.facts),
+            "profile": feature_profile(frame, features.matrix.specs),
+            "bgnbd": features.matrix.bgnbd.to_dict() if features.matrix.bgnbd else None,
+        }
         bundle = save_bundle(
-            ModelBundle(result.classifier, features.matrix.specs, config, facts),
-            scratch / "bundle",
+            ModelBundle(result.model, features.matrix.specs, config, facts), scratch / "bundle"
         )
         run.log_inputs(
             config,
@@ -207,18 +223,20 @@ def train(
         )
         run.log_results(
             result.params,
-            result.holdout.metrics,
-            {"validation_roc_auc": result.leakage.validation_auc},
-            result.holdout.backtest,
+            backtest.metrics,
+            {"backtest_roc_auc": result.leakage.backtest_auc},
+            backtest.per_cutoff,
             scratch / "plots",
         )
+        run.log_candidates(_candidate_table(result))
         example = held[names].head(5)
-        model_uri = run.log_model(bundle, example, result.classifier.predict_proba(example)[:, 1])
+        model_uri = run.log_model(bundle, example, result.model.predict_proba(example)[:, 1])
         version = tracking.register_version(model_uri, name)
         tracking.set_alias(name, "challenger", version)
         run.tag(
             {
                 "churnmodel.version": version,
+                "churnmodel.winner": result.winner,
                 "churnmodel.leakage_suspected": str(result.leakage.suspected).lower(),
                 "churnmodel.leakage": result.leakage.message() or "none",
                 "churnmodel.promotion": decision.reason,
@@ -229,51 +247,76 @@ def train(
         if decision.promote:
             tracking.set_alias(name, "champion", version)
             exported = tracking.export_version(name, version, config.mlflow.export_dir)
-    return TrainingOutcome(run.run_id, version, result, champion, decision, exported)
+    return TrainingOutcome(run.run_id, version, result, comparison, decision, exported, config)
 
 
-def _split(features: FeatureRun, config: RunConfig) -> CutoffSplit:
-    """Holdout, validation and training cutoffs as the config asks."""
-    return split_cutoffs(
-        features.cutoffs, config.label.horizon_days, config.cutoffs.holdout, config.model.validation
-    )
+def _with_matrix_settings(config: RunConfig, features: FeatureRun) -> RunConfig:
+    """The caller's config, with the (resolved) settings the feature matrix was built with."""
+    built = {
+        name: getattr(features.config, name) for name in ("data", "label", "cutoffs", "features")
+    }
+    return config.model_copy(update=built)
 
 
-def _rescore_champion(
-    config: RunConfig, held: pd.DataFrame
-) -> tuple[Comparison, npt.NDArray[np.float64] | None]:
+DEFAULT_FOLDS = 4
+"""Backtest cutoffs when `cutoffs.holdout` is not set."""
+
+
+def _fold_count(config: RunConfig) -> int:
+    return config.cutoffs.holdout or DEFAULT_FOLDS
+
+
+def _score_champion(config: RunConfig, held: pd.DataFrame) -> ChampionScores:
+    """The current champion's probabilities on the backtest rows, and what it was trained on."""
     name = config.mlflow.registered_model
     version = tracking.version_of_alias(name, "champion")
     if version is None:
-        return Comparison(None, None), None
+        return ChampionScores(None)
     try:
         bundle, _ = tracking.load_model_bundle(f"models:/{name}@champion", config.mlflow)
         scores = bundle.predict(held)
     except ModelError as exc:  # e.g. its features were renamed since: not comparable
-        return Comparison(version, None, str(exc)), None
-    return Comparison(version, evaluate_scores(held["label"], scores).roc_auc), scores
+        return ChampionScores(version, note=str(exc))
+    return ChampionScores.of_bundle(version, bundle.training, scores)
+
+
+def _candidate_table(result: TrainingResult) -> pd.DataFrame:
+    """One row per candidate: what it is, its mean backtest metrics, whether it shipped."""
+    rows = []
+    for candidate in result.backtest.candidates:
+        metrics = result.backtest.metrics[candidate.name]
+        rows.append(
+            {
+                "candidate": candidate.name,
+                "baseline": candidate.baseline,
+                "description": candidate.description,
+                "shipped": candidate.name == result.winner,
+                **metrics.as_dict(),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _write_training_plots(result: TrainingResult, held: pd.DataFrame, out: Path) -> None:
-    write_evaluation_plots(result.holdout.table["label"], result.holdout.scores(), out)
-    # TreeSHAP costs ~1000x a prediction: a seeded sample of holdout rows is enough to summarise.
+    rows = result.backtest.rows
+    write_evaluation_plots(rows["label"], {s: rows[s] for s in result.backtest.scorers}, out)
+    # TreeSHAP costs ~1000x a prediction: a seeded sample of backtest rows is enough to summarise.
     sample = held[result.feature_names].sample(min(len(held), CONTRIBUTION_SAMPLE), random_state=0)
-    write_driver_plots(
-        result.classifier.importance(), result.classifier.contributions(sample), sample, out
-    )
+    write_driver_plots(result.model.importance(), result.model.contributions(sample), sample, out)
 
 
-def _training_facts(result: TrainingResult) -> dict[str, object]:
-    """What the bundle remembers of its training run (cutoffs, parameters, holdout metrics)."""
-    split = result.split
+def _training_facts(result: TrainingResult, facts: DataFacts) -> dict[str, object]:
+    """What the bundle remembers of its training run: cutoffs, parameters, backtest, data."""
     return {
         "cutoffs": {
-            part: [str(c.date()) for c in getattr(split, part)]
-            for part in ("train", "validation", "holdout")
+            "refit": [str(c.date()) for c in result.cutoffs["cutoff"]],
+            "backtest": [str(f.scored.date()) for f in result.backtest.folds],
         },
         "params": result.params,
-        "holdout_metrics": {k: m.as_dict() for k, m in result.holdout.metrics.items()},
+        "winner": result.winner,
+        "backtest_metrics": {k: m.as_dict() for k, m in result.backtest.metrics.items()},
         "leakage": result.leakage.message() or None,
+        "data_facts": facts.to_dict(),
     }
 
 
@@ -283,7 +326,7 @@ class EvaluationOutcome:
 
     run_id: str
     model: str
-    evaluation: HoldoutEvaluation
+    evaluation: Backtest
 
 
 def evaluate(
@@ -294,23 +337,30 @@ def evaluate(
 ) -> EvaluationOutcome:
     """Score the latest labelled cutoffs of the (new) data with an existing model.
 
-    The baselines are refitted on the earlier cutoffs of the same data, so
-    the comparison stays on equal terms; the result is logged as an MLflow
-    evaluation run.
+    The baselines are backtested on the same data and folds, so the
+    comparison stays on equal terms; the result is logged as an MLflow
+    evaluation run. Rows the model was trained on flatter it: evaluate on
+    data newer than its training.
     """
     step = progress or (lambda _: None)
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     features = build_features(config, sources=sources, progress=step)
+    config = features.config
     frame, names = features.matrix.frame, features.matrix.feature_names
-    split = _split(features, config)
-    held = split.rows(frame, "holdout")
-    step(f"scoring {len(held):,} holdout rows with {label}")
-    evaluation = evaluate_on_holdout(frame, names, split, bundle.predict(held))
+    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    held = scored_rows(frame, folds)
+    step(f"scoring {len(held):,} backtest rows with {label}")
+    scores = bundle.predict(held)
+    baselines = [c for c in candidate_set(frame, names, config.features.windows_days) if c.baseline]
+    evaluation = run_backtest(frame, baselines, folds, config.model, step).with_scores(
+        {"model": scores}
+    )
     with tempfile.TemporaryDirectory(prefix="churnmodel-evaluate-") as tmp:
         plots = Path(tmp)
-        write_evaluation_plots(evaluation.table["label"], evaluation.scores(), plots)
+        rows = evaluation.rows
+        write_evaluation_plots(rows["label"], {s: rows[s] for s in evaluation.scorers}, plots)
         run_id = tracking.log_evaluation_run(
-            config, label, evaluation.metrics, evaluation.backtest, plots
+            config, label, evaluation.metrics, evaluation.per_cutoff, plots
         )
     return EvaluationOutcome(run_id, label, evaluation)
 
@@ -470,15 +520,16 @@ def monitor(
         step(f"labelling {path}")
         listed = read_outreach(Path(path))
         listed_as_of = _list_date(listed, path)
-        if not label_observed(listed_as_of, config.label.horizon_days, tables.observed_until):
-            end = listed_as_of + dt.timedelta(days=config.label.horizon_days)
+        label_rule = bundle.config.label  # the model's churn definition, not the config's
+        if not label_observed(listed_as_of, label_rule.horizon, tables.observed_until):
+            end = listed_as_of + dt.timedelta(days=label_rule.horizon)
             waiting.append(
                 f"{path}: the label window of {listed_as_of} ends {end}, after the data "
                 f"({tables.observed_until.date()})"
             )
             continue
         labels = collect(
-            build_spine(tables, [listed_as_of], config.label).select("customer_id", "label")
+            build_spine(tables, [listed_as_of], label_rule).select("customer_id", "label")
         )
         joined = listed.merge(labels, on="customer_id", how="left")
         known = joined[joined["label"].notna()]
@@ -491,9 +542,10 @@ def monitor(
         )
         table = calibration_table(known["label"], known["churn_probability"])
         calibration.append(table.assign(as_of=str(listed_as_of)))
-    holdout_auc = bundle.training.get("holdout_metrics", {}).get("model", {}).get("roc_auc")
+    reported = bundle.training.get("backtest_metrics") or bundle.training.get("holdout_metrics")
+    trained_auc = (reported or {}).get("model", {}).get("roc_auc")
     alerts = drift_alerts(drift, config.monitor) + [
-        line for p in live for line in p.alerts(holdout_auc, config.monitor)
+        line for p in live for line in p.alerts(trained_auc, config.monitor)
     ]
     step("logging to MLflow")
     calibrated = pd.concat(calibration, ignore_index=True) if calibration else pd.DataFrame()
@@ -548,6 +600,7 @@ def compute_kpis(
     step = progress or (lambda _: None)
     step("validating tables")
     tables = load_data(config, sources, con)
+    config = config.model_copy(update={"label": resolve_label(config.label, table_facts(tables))})
     periods = complete_periods(
         tables.observed_from, tables.observed_until, config.kpi.period, config.label
     )

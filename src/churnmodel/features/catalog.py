@@ -6,7 +6,6 @@ scientist: they end up as the reasons in the outreach list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -14,7 +13,10 @@ from typing import Literal
 import ibis
 import ibis.expr.types as ir
 
+from churnmodel._text import slug
 from churnmodel.pointintime import Lookup
+
+__all__ = ["FeatureFamily", "FeatureSpec", "Features", "described", "slug"]
 
 Dtype = Literal["float64", "category"]
 
@@ -51,13 +53,3 @@ class FeatureFamily:
 def described(family: str, features: dict[str, tuple[ir.Value, str]]) -> Features:
     """(spec, expression) pairs from ``name -> (expression, description)``, as float64."""
     return [(FeatureSpec(n, family, d), e.cast("float64")) for n, (e, d) in features.items()]
-
-
-def slug(value: str) -> str:
-    """A column-safe form of a user's name for something (e.g. an event type).
-
-    >>> slug("Feature Use!")
-    'feature_use'
-    """
-    cleaned = re.sub(r"[^0-9a-z]+", "_", value.lower()).strip("_")
-    return cleaned or "blank"

@@ -1,74 +1,152 @@
-"""Engagement: how often the customer shows up, per event type, and whether it is fading."""
+"""Engagement: how often the customer shows up, per event type, and whether it is fading.
+
+Real product logs have their own event types, so every type the config
+names (by default: every frequent type in the data, `churnmodel.discovery`)
+gets the same set of features, and events of any other type are counted
+together as ``other``. Beyond counts per window, what carried signal in real
+logs is relative: rates per active day and per month, each type's share of
+all events, ratios between types (errors per report viewed, replies per
+message), the share of active weeks, and the last 30 days against the
+customer's own earlier level.
+
+Windows longer than the data before a cutoff are still computed; their
+rates (per 30 days) divide by the days the data covers, so an early cutoff
+with four months of data is comparable with a late one.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from functools import partial
 
 import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
-from churnmodel.features._math import ratio, trend, windowed_sums, zero_if_null
+from churnmodel.errors import ConfigError
+from churnmodel.features._math import (
+    MONTH,
+    at_least,
+    observed_span,
+    ratio,
+    trend,
+    windowed_sums,
+    zero_if_null,
+)
 from churnmodel.features.catalog import FeatureFamily, Features, described, slug
 from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
 FAMILY = "engagement"
 P = "ev__"
+RATIO_TYPES = 6
+"""Ratios between types are built for the most frequent this many types (15 pairs)."""
 
 
-def engagement_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily:
-    """Per-type counts and trends, active days, recency and a weighted engagement score.
+@dataclass(frozen=True)
+class EventTypes:
+    """Event types with features of their own: column slug -> the type(s) it counts."""
 
-    Active days and days since the last event count every event type (a
-    support ticket is a sign of life too); the per-type columns and the
-    score use only the configured engagement types.
+    named: dict[str, str]
+    other: str | None  # slug of the bucket for every remaining type, if any
+    reserved: tuple[str, ...]  # survey and ticket types, read by the feedback family
+
+    @property
+    def slugs(self) -> list[str]:
+        """Every counted bucket, the named types first."""
+        return [*self.named, *([self.other] if self.other else [])]
+
+
+def event_types(config: FeatureConfig) -> EventTypes:
+    """The buckets of a resolved config; ``other`` is renamed if a real type slugs to it."""
+    slugs = Counter(slug(t) for t in config.engagement.types)
+    clashes = sorted(t for t in config.engagement.types if slugs[slug(t)] > 1)
+    if clashes:
+        raise ConfigError(
+            f"features.engagement.event_types: {clashes} would share one column name; "
+            "keep one of them, or rename the event types in the data"
+        )
+    named = {slug(t): t for t in config.engagement.types}
+    reserved = tuple(config.feedback.event_types)
+    other = None
+    if config.engagement.group_other:
+        other = "other" if "other" not in named else "other_types"
+    return EventTypes(named, other, reserved)
+
+
+def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int) -> FeatureFamily:
+    """Per-type counts, rates, shares, ratios and trends, active days and weeks, a score.
+
+    Active days, active weeks and days since the last event count every
+    event type (a support ticket is a sign of life too). `data_start` is the
+    day number of the first day of data, for rates over long windows.
     """
-    types = {slug(t): t for t in config.engagement.event_types}
-    daily = daily_rows(
-        events,
-        **{f"n_{s}": (events.event_type == t).cast("int64").sum() for s, t in types.items()},
-    ).mutate(active=ibis.literal(1, "int64"), event_day=ibis._.day)
-    aggs: dict[str, Agg] = {"last_day": Agg("event_day", "max")}
-    for w in config.windows_days:
-        aggs[f"active_{w}"] = Agg("active", "sum", Window(w))
-    for s in types:
-        aggs.update(windowed_sums(f"n_{s}", s, config.windows_days, config.trend_windows_days))
-    return FeatureFamily(
-        FAMILY, Lookup(P, daily, aggs), partial(_features, types=types, config=config)
+    buckets = event_types(config)
+    known = [*buckets.named.values(), *buckets.reserved]
+    counts = {
+        f"n_{s}": (events.event_type == t).cast("int64").sum() for s, t in buckets.named.items()
+    }
+    if buckets.other:
+        counts[f"n_{buckets.other}"] = (~events.event_type.isin(known)).cast("int64").sum()
+    daily = daily_rows(events, n_all=ibis._.count(), **counts)
+    week = (daily.day + 3) // 7  # weeks start on Monday (day 0, 1970-01-01, was a Thursday)
+    first_of_week = daily.day.min().over(group_by=[daily.customer_id, week])
+    daily = daily.mutate(
+        active=ibis.literal(1, "int64"),
+        event_day=daily.day,
+        new_week=(daily.day == first_of_week).cast("int64"),
     )
+    windows, trends = config.windows_days, config.trend_windows_days
+    aggs: dict[str, Agg] = {
+        "last_day": Agg("event_day", "max"),
+        "first_day": Agg("event_day", "min"),
+    }
+    for w in {*windows, max(trends)}:  # active days per window, and per the longest trend
+        aggs[f"active_{w}"] = Agg("active", "sum", Window(w))
+    for w in windows:
+        aggs[f"weeks_{w}"] = Agg("new_week", "sum", Window(w))
+    for t in trends:
+        aggs[f"all_{t}"] = Agg("n_all", "sum", Window(t))
+    for s in buckets.slugs:
+        aggs[f"{s}_total"] = Agg(f"n_{s}", "sum")
+        aggs.update(windowed_sums(f"n_{s}", s, windows, trends))
+    finish = partial(_features, buckets=buckets, config=config, data_start=data_start)
+    return FeatureFamily(FAMILY, Lookup(P, daily, aggs), finish)
 
 
 def _features(
-    t: ibis.Table, types: dict[str, str], config: FeatureConfig
+    t: ibis.Table, buckets: EventTypes, config: FeatureConfig, data_start: int
 ) -> tuple[ibis.Table, Features]:
     def h(name: str) -> ir.Value:
         return t[P + name]
 
+    today = cutoff_day(t)
+    windows, trends = config.windows_days, config.trend_windows_days
     features: dict[str, tuple[ir.Value, str]] = {
         "days_since_last_event": (
-            cutoff_day(t) - h("last_day"),
+            today - h("last_day"),
             "Days since the customer last did anything we record",
         )
     }
-    for w in config.windows_days:
+    for w in windows:
         features[f"ev_active_days_{w}d"] = (
             zero_if_null(h(f"active_{w}")),
             f"Days with any activity in the last {w} days",
         )
-    for s, name in types.items():
-        for w in config.windows_days:
-            features[f"ev_{s}_count_{w}d"] = (
-                zero_if_null(h(f"{s}_{w}")),
-                f"Number of {name} events in the last {w} days",
-            )
-        for w in config.trend_windows_days:
-            features[f"ev_{s}_trend_{w}d"] = (
-                trend(h(f"{s}_{w}"), h(f"{s}_prev_{w}")),
-                f"{name} events in the last {w} days relative to the {w} days before",
-            )
-    for w in config.trend_windows_days:
-        now = _score(t, types, config, suffix=f"{w}")
-        before = _score(t, types, config, suffix=f"prev_{w}")
+    for w in windows:
+        features[f"ev_active_week_share_{w}d"] = (
+            ibis.least(
+                ratio(zero_if_null(h(f"weeks_{w}")) * 7, observed_span(today, data_start, w)), 1
+            ),
+            f"Share of the weeks in the last {w} days with any activity",
+        )
+    names = {**buckets.named, **({buckets.other: "other"} if buckets.other else {})}
+    for s, name in names.items():
+        features.update(_per_type(t, s, name, config, today, data_start))
+    features.update(_type_ratios(t, list(buckets.named.items())[:RATIO_TYPES], min(trends)))
+    for w in trends:
+        now = _score(t, buckets, config, suffix=f"{w}")
+        before = _score(t, buckets, config, suffix=f"prev_{w}")
         features[f"ev_engagement_score_{w}d"] = (
             now,
             f"Weighted engagement score over the last {w} days",
@@ -80,11 +158,80 @@ def _features(
     return t, described(FAMILY, features)
 
 
+def _per_type(
+    t: ibis.Table, s: str, name: str, config: FeatureConfig, today: ir.IntegerValue, data_start: int
+) -> dict[str, tuple[ir.Value, str]]:
+    """Counts, rates, trends, share and own-level change of one event type."""
+
+    def h(column: str) -> ir.Value:
+        return t[P + column]
+
+    windows, trends = config.windows_days, config.trend_windows_days
+    out: dict[str, tuple[ir.Value, str]] = {}
+    for w in windows:
+        out[f"ev_{s}_count_{w}d"] = (
+            zero_if_null(h(f"{s}_{w}")),
+            f"Number of {name} events in the last {w} days",
+        )
+    for w in windows[1:]:
+        out[f"ev_{s}_rate_{w}d"] = (
+            ratio(zero_if_null(h(f"{s}_{w}")) * MONTH, observed_span(today, data_start, w)),
+            f"{name} events per 30 days over the last {w} days (or since the data begins)",
+        )
+    for w in trends:
+        out[f"ev_{s}_trend_{w}d"] = (
+            trend(h(f"{s}_{w}"), h(f"{s}_prev_{w}")),
+            f"{name} events in the last {w} days relative to the {w} days before",
+        )
+        out[f"ev_{s}_share_{w}d"] = (
+            ratio(zero_if_null(h(f"{s}_{w}")), h(f"all_{w}")),
+            f"Share of {name} among all events in the last {w} days",
+        )
+    longest_trend = max(trends)
+    out[f"ev_{s}_per_active_day_{longest_trend}d"] = (
+        ratio(zero_if_null(h(f"{s}_{longest_trend}")), h(f"active_{longest_trend}")),
+        f"{name} events per active day in the last {longest_trend} days",
+    )
+    since_first = today - h("first_day")
+    total = zero_if_null(h(f"{s}_total"))
+    out[f"ev_{s}_per_month"] = (
+        ratio(total * MONTH, at_least(since_first, MONTH)),
+        f"{name} events per 30 days since the customer's first event",
+    )
+    recent_days = min(trends)
+    recent = zero_if_null(h(f"{s}_{recent_days}"))
+    earlier_days = since_first - recent_days
+    earlier_rate = ratio(total - recent, earlier_days)
+    out[f"ev_{s}_vs_usual_{recent_days}d"] = (
+        ibis.ifelse(
+            earlier_days >= recent_days,
+            ratio(recent / recent_days, earlier_rate),
+            ibis.null("float64"),
+        ),
+        f"{name} events in the last {recent_days} days relative to the customer's usual rate",
+    )
+    return out
+
+
+def _type_ratios(
+    t: ibis.Table, types: list[tuple[str, str]], days: int
+) -> dict[str, tuple[ir.Value, str]]:
+    """For each pair of types, the rarer per event of the more frequent one."""
+    out: dict[str, tuple[ir.Value, str]] = {}
+    for i, (common, common_name) in enumerate(types):
+        for rare, rare_name in types[i + 1 :]:
+            out[f"ev_{rare}_per_{common}_{days}d"] = (
+                ratio(zero_if_null(t[f"{P}{rare}_{days}"]), t[f"{P}{common}_{days}"]),
+                f"{rare_name} events per {common_name} event in the last {days} days",
+            )
+    return out
+
+
 def _score(
-    t: ibis.Table, types: dict[str, str], config: FeatureConfig, suffix: str
+    t: ibis.Table, buckets: EventTypes, config: FeatureConfig, suffix: str
 ) -> ir.NumericValue:
-    """Weighted sum of the event counts in columns ``{type}_{suffix}``."""
+    """Weighted sum of the event counts in columns ``{type}_{suffix}`` (weights default to 1)."""
     total: ir.NumericValue = ibis.literal(0.0)
-    for s, name in types.items():
+    for s, name in buckets.named.items():
         total = total + zero_if_null(t[f"{P}{s}_{suffix}"]) * config.engagement.weight(name)
     return total

@@ -3,6 +3,9 @@
 The latest answer is the mean of the answers given on the customer's latest
 answer day before the cutoff, so two answers with the same timestamp give a
 deterministic value instead of an arbitrary pick.
+
+Only what the data has is built: no ticket features without a ticket event
+type, no survey features without a `value` column (it is optional).
 """
 
 from __future__ import annotations
@@ -21,37 +24,58 @@ FAMILY = "feedback"
 P = "fb__"
 
 
-def feedback_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily:
-    """Latest and mean survey answers, answer counts, ticket counts and recency."""
-    surveys = {slug(s): s for s in config.feedback.surveys}
+def feedback_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily | None:
+    """Latest and mean survey answers, answer counts, ticket counts and recency.
+
+    None when the config and the data leave nothing to build.
+    """
+    valued = "value" in events.columns
+    surveys = {slug(s): s for s in config.feedback.surveys} if valued else {}
     ticket = config.feedback.ticket_event
-    relevant = events.filter(events.event_type.isin([*surveys.values(), ticket]))
-    measures: dict[str, ir.Value] = {"tickets": (relevant.event_type == ticket).cast("int64").sum()}
+    if not surveys and ticket is None:
+        return None
+    relevant = events.filter(
+        events.event_type.isin([*surveys.values(), *([ticket] if ticket else [])])
+    )
+    measures: dict[str, ir.Value] = {}
+    if ticket is not None:
+        measures["tickets"] = (relevant.event_type == ticket).cast("int64").sum()
     for s, name in surveys.items():
         answered = (relevant.event_type == name) & relevant.value.notnull()
         measures[f"{s}_n"] = answered.cast("int64").sum()
         measures[f"{s}_sum"] = relevant.value.sum(where=answered)
     daily = daily_rows(relevant, **measures)
-    daily = daily.mutate(
-        ticket_day=ibis.ifelse(daily.tickets > 0, daily.day, ibis.null("int64")),
-        **{
-            f"{s}_day": ibis.ifelse(daily[f"{s}_n"] > 0, daily.day, ibis.null("int64"))
-            for s in surveys
-        },
-    )
-    aggs: dict[str, Agg] = {"last_ticket_day": Agg("ticket_day", "max")}
-    for w in config.windows_days:
-        aggs[f"tickets_{w}"] = Agg("tickets", "sum", Window(w))
+    if surveys:
+        daily = daily.mutate(
+            **{
+                f"{s}_day": ibis.ifelse(daily[f"{s}_n"] > 0, daily.day, ibis.null("int64"))
+                for s in surveys
+            },
+        )
+    aggs: dict[str, Agg] = {}
+    if ticket is not None:
+        daily = daily.mutate(
+            ticket_day=ibis.ifelse(daily.tickets > 0, daily.day, ibis.null("int64"))
+        )
+        aggs["last_ticket_day"] = Agg("ticket_day", "max")
+        for w in config.windows_days:
+            aggs[f"tickets_{w}"] = Agg("tickets", "sum", Window(w))
     for s in surveys:
         aggs[f"{s}_n"] = Agg(f"{s}_n", "sum")
         aggs[f"{s}_sum"] = Agg(f"{s}_sum", "sum")
         aggs[f"{s}_last_day"] = Agg(f"{s}_day", "max")
-    finish = partial(_features, daily=daily, surveys=surveys, config=config)
+    finish = partial(
+        _features, daily=daily, surveys=surveys, tickets=ticket is not None, config=config
+    )
     return FeatureFamily(FAMILY, Lookup(P, daily, aggs), finish)
 
 
 def _features(
-    t: ibis.Table, daily: ibis.Table, surveys: dict[str, str], config: FeatureConfig
+    t: ibis.Table,
+    daily: ibis.Table,
+    surveys: dict[str, str],
+    tickets: bool,
+    config: FeatureConfig,
 ) -> tuple[ibis.Table, Features]:
     for s in surveys:
         t = _with_latest_answer(t, daily, s)
@@ -73,15 +97,16 @@ def _features(
             today - h(f"{s}_last_day"),
             f"Days since the latest {label} answer",
         )
-    for w in config.windows_days:
-        features[f"ticket_count_{w}d"] = (
-            zero_if_null(h(f"tickets_{w}")),
-            f"Support tickets opened in the last {w} days",
+    if tickets:
+        for w in config.windows_days:
+            features[f"ticket_count_{w}d"] = (
+                zero_if_null(h(f"tickets_{w}")),
+                f"Support tickets opened in the last {w} days",
+            )
+        features["days_since_last_ticket"] = (
+            today - h("last_ticket_day"),
+            "Days since the latest support ticket",
         )
-    features["days_since_last_ticket"] = (
-        today - h("last_ticket_day"),
-        "Days since the latest support ticket",
-    )
     return t, described(FAMILY, features)
 
 

@@ -16,16 +16,19 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
-from churnmodel.config import FeatureConfig
+from churnmodel.config import FeatureConfig, resolved
 from churnmodel.data.validate import ValidatedTables
+from churnmodel.discovery import gather_facts, is_resolved, resolve_features
 from churnmodel.engine import cache, collect, scalar
 from churnmodel.errors import ConfigError
+from churnmodel.features.bgnbd import BgNbd, bgnbd_columns, fit_at_cutoff
+from churnmodel.features.bgnbd import feature_names as bgnbd_names
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
 from churnmodel.features.engagement import engagement_family
 from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
-from churnmodel.pointintime import Method, history
+from churnmodel.pointintime import Method, day_number_of, history
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,15 @@ KEYS = ["customer_id", "cutoff"]
 
 @dataclass(frozen=True)
 class FeatureMatrix:
-    """The model's input: keys, features (and label) plus what each feature means."""
+    """The model's input: keys, features (and label) plus what each feature means.
+
+    `bgnbd` is the BG/NBD fit at the newest cutoff (or the one given), which
+    a model keeps for scoring.
+    """
 
     frame: pd.DataFrame
     specs: tuple[FeatureSpec, ...]
+    bgnbd: BgNbd | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -51,16 +59,65 @@ class FeatureMatrix:
 
 
 def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[FeatureFamily]:
-    """Every family the available tables support, in a fixed order."""
+    """Every family the available tables support, in a fixed order.
+
+    Settings the config leaves open (event types, attributes) are first
+    decided from these tables; training resolves them once, and a model
+    carries the resolved config, so scoring never decides them again.
+    """
+    config = resolved_features(tables, config)
+    start = day_number_of(tables.observed_from.date())
     families = []
     if (transactions := tables.get("transactions")) is not None:
-        families.append(transaction_family(transactions, config))
+        families.append(transaction_family(transactions, config, start))
     if (events := tables.get("events")) is not None:
-        families.append(engagement_family(events, config))
-        families.append(feedback_family(events, config))
+        families.append(engagement_family(events, config, start))
+        if (feedback := feedback_family(events, config)) is not None:
+            families.append(feedback)
     if (customers := tables.get("customers")) is not None:
         families.append(profile_family(customers, config.profile))
     return families
+
+
+def resolved_features(tables: ValidatedTables, config: FeatureConfig) -> FeatureConfig:
+    """`config`, with what it leaves open decided from `tables` (a no-op once resolved)."""
+    return config if is_resolved(config) else resolve_features(config, gather_facts(tables))
+
+
+def derived_specs(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
+    """Features computed in pandas after the engine's part: the BG/NBD view."""
+    if not config.bgnbd:
+        return ()
+    horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
+    p_alive, in_horizon, in_year = bgnbd_names(horizon)
+    return (
+        FeatureSpec(p_alive, "transactions", "Chance the customer still buys (BG/NBD P(alive))"),
+        FeatureSpec(
+            in_horizon, "transactions", f"Purchase days to expect in the next {horizon} days"
+        ),
+        FeatureSpec(in_year, "transactions", "Purchase days to expect in the next year"),
+    )
+
+
+def add_derived(
+    frame: pd.DataFrame, config: FeatureConfig, bgnbd: BgNbd | None, fit: bool = False
+) -> tuple[pd.DataFrame, BgNbd | None]:
+    """`frame` with the derived features added, and the BG/NBD fit used last.
+
+    With `fit`, BG/NBD is fitted at every cutoff on that cutoff's rows;
+    otherwise `bgnbd` (the newest training fit) scores every row.
+    """
+    if not config.bgnbd:
+        return frame, None
+    horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
+    groups = frame.groupby("cutoff", sort=True) if fit else [(None, frame)]
+    parts = []
+    for _, rows in groups:
+        bgnbd = fit_at_cutoff(rows) if fit else bgnbd
+        parts.append(pd.DataFrame(bgnbd_columns(rows, bgnbd, horizon), index=rows.index))
+    if not parts:  # no rows at all
+        parts.append(pd.DataFrame(bgnbd_columns(frame, None, horizon), index=frame.index))
+    return pd.concat([frame, pd.concat(parts).reindex(frame.index)], axis=1), bgnbd
 
 
 def feature_table(
@@ -104,6 +161,8 @@ def build_feature_matrix(
     method: Method | None = None,
     max_rows: int | None = None,
     seed: int = 0,
+    bgnbd: BgNbd | None = None,
+    fit_bgnbd: bool = True,
 ) -> FeatureMatrix:
     """Compute all features for every spine row and collect them as pandas.
 
@@ -112,7 +171,10 @@ def build_feature_matrix(
     `method` picks the `history` plan; by default "direct" for a single
     cutoff (batch scoring) and "running" otherwise. A spine longer than
     `max_rows` is cut by `stratified_sample` before any feature is computed.
+    The BG/NBD features are fitted per cutoff (`fit_bgnbd`, training) or
+    come from the given fit (`bgnbd`, the model's: scoring).
     """
+    config = resolved_features(tables, config)
     with ExitStack() as cached:
 
         def materialize(table: ibis.Table) -> ibis.Table:
@@ -135,7 +197,8 @@ def build_feature_matrix(
         families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method)
         frame = collect(table)
-    return FeatureMatrix(to_stable_dtypes(frame, specs), specs)
+    frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
+    return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)
 
 
 def stratified_sample(spine: ibis.Table, share: float, seed: int) -> ibis.Table:

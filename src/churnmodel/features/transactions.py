@@ -2,7 +2,8 @@
 
 A row with a negative amount is a refund; everything else is a purchase.
 Gaps are measured between distinct purchase *days*, so two orders on the
-same day do not count as a zero-day gap.
+same day do not count as a zero-day gap. Rates over windows longer than the
+data before a cutoff divide by the days the data covers (see `engagement`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import ibis
 import ibis.expr.types as ir
 
 from churnmodel.config import FeatureConfig
-from churnmodel.features._math import ratio, trend, windowed_sums, zero_if_null
+from churnmodel.features._math import (
+    MONTH,
+    at_least,
+    observed_span,
+    ratio,
+    trend,
+    windowed_sums,
+    zero_if_null,
+)
 from churnmodel.features.catalog import FeatureFamily, Features, described
 from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
 
@@ -21,8 +30,13 @@ FAMILY = "transactions"
 P = "tx__"  # prefix of this family's looked-up columns
 
 
-def transaction_family(transactions: ibis.Table, config: FeatureConfig) -> FeatureFamily:
-    """RFM and purchase-rhythm features at every spine cutoff."""
+def transaction_family(
+    transactions: ibis.Table, config: FeatureConfig, data_start: int
+) -> FeatureFamily:
+    """RFM and purchase-rhythm features at every spine cutoff.
+
+    `data_start` is the day number of the first day of data.
+    """
     longest = max(config.windows_days)
     aggs: dict[str, Agg] = {
         "n_all": Agg("purchases", "sum"),
@@ -38,10 +52,10 @@ def transaction_family(transactions: ibis.Table, config: FeatureConfig) -> Featu
     aggs.update(windowed_sums("purchases", "n", config.windows_days, config.trend_windows_days))
     aggs.update(windowed_sums("spend", "spend", config.windows_days, config.trend_windows_days))
     lookup = Lookup(P, _purchase_days(transactions), aggs)
-    return FeatureFamily(FAMILY, lookup, partial(_features, config=config))
+    return FeatureFamily(FAMILY, lookup, partial(_features, config=config, data_start=data_start))
 
 
-def _features(t: ibis.Table, config: FeatureConfig) -> tuple[ibis.Table, Features]:
+def _features(t: ibis.Table, config: FeatureConfig, data_start: int) -> tuple[ibis.Table, Features]:
     def h(name: str) -> ir.Value:
         return t[P + name]
 
@@ -54,6 +68,10 @@ def _features(t: ibis.Table, config: FeatureConfig) -> tuple[ibis.Table, Feature
         "days_since_last_tx": (days_since, "Days since the last purchase"),
         "tx_tenure_days": (today - h("first_day"), "Days since the first purchase"),
         "tx_count_total": (zero_if_null(h("n_all")), "Number of purchases in all recorded history"),
+        "tx_purchase_days_total": (
+            ibis.ifelse(h("first_day").notnull(), zero_if_null(h("gap_n")) + 1, 0),
+            "Number of days with a purchase in all recorded history",
+        ),
         "tx_amount_sum_total": (
             zero_if_null(h("spend_all")),
             "Total spent in all recorded history",
@@ -78,6 +96,32 @@ def _features(t: ibis.Table, config: FeatureConfig) -> tuple[ibis.Table, Feature
             zero_if_null(h(f"spend_{w}")),
             f"Amount spent in the last {w} days",
         )
+    for w in config.windows_days[1:]:
+        span = observed_span(today, data_start, w)
+        features[f"tx_rate_{w}d"] = (
+            ratio(zero_if_null(h(f"n_{w}")) * MONTH, span),
+            f"Purchases per 30 days over the last {w} days (or since the data begins)",
+        )
+        features[f"tx_amount_rate_{w}d"] = (
+            ratio(zero_if_null(h(f"spend_{w}")) * MONTH, span),
+            f"Spend per 30 days over the last {w} days (or since the data begins)",
+        )
+    tenure = today - h("first_day")
+    features["tx_per_month"] = (
+        ratio(zero_if_null(h("n_all")) * MONTH, at_least(tenure, MONTH)),
+        "Purchases per 30 days since the first purchase",
+    )
+    recent_days = max(config.trend_windows_days)
+    earlier_days = tenure - recent_days
+    recent = zero_if_null(h(f"n_{recent_days}"))
+    features[f"tx_count_vs_usual_{recent_days}d"] = (
+        ibis.ifelse(
+            earlier_days >= recent_days,
+            ratio(recent / recent_days, ratio(zero_if_null(h("n_all")) - recent, earlier_days)),
+            ibis.null("float64"),
+        ),
+        f"Purchases in the last {recent_days} days relative to the customer's usual rate",
+    )
     for w in config.trend_windows_days:
         features[f"tx_count_trend_{w}d"] = (
             trend(h(f"n_{w}"), h(f"n_prev_{w}")),

@@ -57,7 +57,7 @@ def cohort_retention(
     members, signup_from, without = _members(tables, label)
     first = first_whole_period(tables.observed_from.date(), "month")
     last = add_months(period_start(tables.observed_until.date(), "month"), -1)
-    if label.business == "contractual":
+    if label.contractual:
         active = _active_contractual(tables, members)
     else:
         active = _active_non_contractual(tables, label, members)
@@ -80,11 +80,11 @@ def _members(tables: ValidatedTables, label: LabelConfig) -> tuple[ibis.Table, s
             "signup_date",
             without,
         )
-    if label.business == "contractual":
+    if label.contractual:
         raise DataContractError(
             "customers", "signup_date", "signup dates for the cohorts of a contractual business"
         )
-    activity = activity_rows(tables, label.activity)
+    activity = activity_rows(tables, label)
     first = activity.group_by("customer_id").aggregate(first=activity.timestamp.min())
     return (
         first.select("customer_id", cohort=period_of(first["first"], "month")),
@@ -109,7 +109,7 @@ def _active_non_contractual(
     tables: ValidatedTables, label: LabelConfig, members: ibis.Table
 ) -> pd.DataFrame:
     """Per cohort and calendar month: members with qualifying activity in that month."""
-    activity = activity_rows(tables, label.activity)
+    activity = activity_rows(tables, label)
     months = activity.select("customer_id", month=period_of(activity.timestamp, "month")).distinct()
     joined = members.join(months, "customer_id")
     active = collect(
@@ -137,7 +137,7 @@ def _cells(
             rows.append((cohort, k, month, int(size)))
             month = add_months(month, 1)
     cells = pd.DataFrame(rows, columns=["cohort", "months_since", "month", "cohort_size"])
-    if label.business == "contractual":
+    if label.contractual:
         # active at the end of month m: no churn in any month up to and including m; a churn
         # dated before the signup month counts from the cohort's first month
         month = active["churn_month"].where(

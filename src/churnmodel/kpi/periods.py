@@ -57,7 +57,7 @@ def complete_periods(
 ) -> list[tuple[dt.date, dt.date]]:
     """(start, end) of every whole period in the data, end exclusive."""
     earliest = observed_from.date()
-    if label.business == "non_contractual":
+    if not label.contractual:
         earliest += dt.timedelta(days=label.active_window_days)
     start = first_whole_period(earliest, period)
     periods = []
@@ -67,7 +67,7 @@ def complete_periods(
     if not periods:
         need = (
             f" after the first {label.active_window_days} days (label.active_window_days)"
-            if label.business == "non_contractual"
+            if not label.contractual
             else ""
         )
         raise CutoffError(

@@ -96,7 +96,7 @@ def customer_periods(
         _at(eligible(tables, [e for _, e in periods], label), grid, "period_end", "at_end"),
         _new(tables, label, grid, config),
     ]
-    if label.business == "contractual":
+    if label.contractual:
         churn = tables.tables["churn"]
         parts.append(_in_period(churn, churn.churn_date, grid, config, lost=ibis.literal(1)))
     transactions = tables.get("transactions")
@@ -112,7 +112,7 @@ def customer_periods(
         **{name: rows[name].max() if name in FLAGS else rows[name].sum() for name in MEASURES}
     )
     # contractual: `lost` so far marks a churn date in the period; only customers count
-    left = (1 - per.at_end) if label.business == "non_contractual" else per.lost
+    left = (1 - per.at_end) if not label.contractual else per.lost
     return per.mutate(lost=per.at_start * left)
 
 
@@ -151,11 +151,11 @@ def _keyed(
 def _new(
     tables: ValidatedTables, label: LabelConfig, grid: ibis.Table, config: KpiConfig
 ) -> ibis.Table:
-    if label.business == "contractual":
+    if label.contractual:
         customers = tables.tables["customers"]
         signed = customers.filter(customers.signup_date.notnull())
         return _in_period(signed, signed.signup_date, grid, config, new=ibis.literal(1))
-    activity = activity_rows(tables, label.activity)
+    activity = activity_rows(tables, label)
     first = activity.group_by("customer_id").aggregate(first=activity.timestamp.min())
     return _in_period(first, first["first"], grid, config, new=ibis.literal(1))
 

@@ -1,1 +1,1 @@
-"""Training and time-based evaluation (LightGBM arrives with the training issue)."""
+"""Training: candidates, the rolling-origin backtest, the shipped model, and their metrics."""

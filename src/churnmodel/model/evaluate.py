@@ -1,4 +1,4 @@
-"""Holdout metrics for churn scores: ranking, top-k lift/capture and calibration.
+"""Metrics for churn scores on one set of rows: ranking, top-k lift/capture and calibration.
 
 The retention team calls the top of the list, so lift and capture at the
 top 10 % and 20 % matter as much as ROC AUC; the outreach list multiplies
@@ -96,7 +96,7 @@ def expected_calibration_error(
 
 
 def evaluate_scores(labels: npt.ArrayLike, scores: npt.ArrayLike) -> Metrics:
-    """All holdout metrics; Brier and ECE only when the scores are probabilities."""
+    """All evaluation metrics; Brier and ECE only when the scores are probabilities."""
     y = np.asarray(labels, dtype=float)
     s = np.asarray(scores, dtype=float)
     both = len(np.unique(y)) == 2

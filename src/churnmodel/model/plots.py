@@ -1,7 +1,7 @@
 """The evaluation plots of a training run, as PNG files.
 
 Every chart that compares scores draws the model and the baselines (and the
-champion, when there is one) on the same holdout rows. Figures are built
+champion, when there is one) on the same backtest rows. Figures are built
 with matplotlib's object API, without pyplot, so nothing depends on a
 display or on global state.
 """
@@ -73,7 +73,7 @@ def _color(name: str) -> str:
 
 
 def _roc(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
-    axes = _axes("ROC curve (holdout)", "false positive rate", "true positive rate")
+    axes = _axes("ROC curve (backtest)", "false positive rate", "true positive rate")
     for name, score in curves.items():
         fpr, tpr, _ = roc_curve(y, score)
         auc = roc_auc_score(y, score)
@@ -84,7 +84,7 @@ def _roc(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
 
 
 def _precision_recall(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
-    axes = _axes("Precision-recall (holdout)", "recall", "precision")
+    axes = _axes("Precision-recall (backtest)", "recall", "precision")
     for name, score in curves.items():
         precision, recall, _ = precision_recall_curve(y, score)
         ap = average_precision_score(y, score)
@@ -131,7 +131,7 @@ def _calibration(y: np.ndarray, curves: dict[str, np.ndarray], bins: int = 10) -
         )
         counts.hist(score, bins=bins, range=(0, 1), histtype="step", color=_color(name))
     curve.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="perfect")
-    curve.set(title="Calibration (holdout)", ylabel="observed churn rate")
+    curve.set(title="Calibration (backtest)", ylabel="observed churn rate")
     curve.grid(alpha=0.3)
     curve.legend(loc="upper left")
     counts.set(xlabel="predicted churn probability", ylabel="rows", yscale="log")
@@ -150,7 +150,7 @@ def _contributions(contributions: pd.DataFrame, values: pd.DataFrame) -> Figure:
     order = contributions.abs().mean().sort_values(ascending=False).head(TOP_FEATURES).index
     order = order[::-1]
     axes = _axes(
-        f"Per-row contributions, {len(contributions):,} holdout rows",
+        f"Per-row contributions, {len(contributions):,} backtest rows",
         "contribution to churn log-odds (TreeSHAP)",
         "",
         size=(8, 0.35 * len(order) + 1.5),

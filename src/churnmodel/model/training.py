@@ -1,47 +1,56 @@
-"""Fit the model and its baselines on the same out-of-time split, and score the holdout.
+"""Training: a backtest picks the candidate and its trees; the model ships refit on everything.
 
-Everything a training run reports comes from here, computed on the same
-rows: the model and both baselines see the same training cutoffs and are
-judged on the same held-out cutoffs. The leakage check lives here too: a
-churn model that is nearly perfect on a later cutoff almost always reads the
-future, so the run says so loudly instead of reporting a miracle.
+1. The rolling-origin backtest (`model.backtest`) fits every candidate,
+   baselines included, on every fold and measures them on the same rows.
+2. The candidate with the highest mean backtest ROC AUC wins, whether it is
+   LightGBM, the logistic regression, their blend or a baseline: a model
+   that loses to its own baseline is never shipped.
+3. The winner is refit on every labelled cutoff, up to the newest, with the
+   trees the backtest chose, and calibrated on its out-of-fold scores.
+
+The quality reported is the backtest's (out of fold, labelled as such); the
+refit model itself has no unseen rows left to be measured on. The leakage
+check lives here too: a churn model that is nearly perfect on later cutoffs
+almost always reads the future, so the run says so loudly.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churnmodel.config import ModelConfig
-from churnmodel.errors import CutoffError
-from churnmodel.model.baselines import fit_predict_baselines
-from churnmodel.model.estimator import ChurnClassifier
-from churnmodel.model.evaluate import Metrics, evaluate_scores
-from churnmodel.model.split import CutoffSplit
+from churnmodel.model.backtest import Backtest, Fold, run_backtest
+from churnmodel.model.calibration import Calibrator, sigmoid
+from churnmodel.model.candidates import (
+    Candidate,
+    candidate_set,
+    fit_linear,
+    fit_trees,
+    lightgbm_params,
+)
+from churnmodel.model.churn_model import ChurnModel
 
 log = logging.getLogger(__name__)
-
-PARTS = ("train", "validation", "holdout", "unused")
 
 
 @dataclass(frozen=True)
 class LeakageCheck:
-    """Whether the validation scores are too good to be true, and which features look guilty."""
+    """Whether the backtest scores are too good to be true, and which features look guilty."""
 
-    validation_auc: float
+    backtest_auc: float
     threshold: float
     suspects: dict[str, float] = field(default_factory=dict)
 
     @property
     def suspected(self) -> bool:
         """True when the model or any single feature reaches the threshold."""
-        return self.validation_auc >= self.threshold or bool(self.suspects)
+        return self.backtest_auc >= self.threshold or bool(self.suspects)
 
     def message(self) -> str:
         """One paragraph for logs, the CLI and the MLflow tag."""
@@ -49,7 +58,7 @@ class LeakageCheck:
             return ""
         named = ", ".join(f"{name} (AUC {auc:.3f})" for name, auc in self.suspects.items())
         return (
-            f"possible label leakage: validation ROC AUC {self.validation_auc:.3f} "
+            f"possible label leakage: backtest ROC AUC {self.backtest_auc:.3f} "
             f">= {self.threshold}"
             + (f"; features that alone reach it: {named}" if named else "")
             + ". Churn is rarely this predictable: check that no feature reads rows at or "
@@ -58,143 +67,121 @@ class LeakageCheck:
 
 
 @dataclass(frozen=True)
-class HoldoutEvaluation:
-    """The model and both baselines scored on the same held-out rows."""
-
-    table: pd.DataFrame  # customer_id, cutoff, label and one probability column per scorer
-    metrics: dict[str, Metrics]  # scorer -> metrics on all holdout rows
-    backtest: pd.DataFrame  # one row per holdout cutoff and scorer
-
-    def scores(self) -> dict[str, pd.Series]:
-        """Each scorer's probabilities, in holdout row order."""
-        return {name: self.table[name] for name in self.metrics}
-
-
-@dataclass(frozen=True)
 class TrainingResult:
-    """The fitted model and everything measured on the same rows."""
+    """The shipped model and everything measured on the way."""
 
-    classifier: ChurnClassifier
-    split: CutoffSplit
+    model: ChurnModel
+    backtest: Backtest
     feature_names: list[str]
     params: dict[str, object]
-    holdout: HoldoutEvaluation
-    cutoffs: pd.DataFrame  # rows, customers and churn rate per cutoff, with its part
+    cutoffs: pd.DataFrame  # rows, customers and churn rate per cutoff, and its role
     leakage: LeakageCheck
 
-
-def classifier_from_config(config: ModelConfig, **overrides: object) -> ChurnClassifier:
-    """A ChurnClassifier with the configured (or overridden) hyperparameters."""
-    params = config.model_dump(exclude={"validation", "leakage_auc", "seed"})
-    params.update(overrides)
-    return ChurnClassifier(**params, random_state=config.seed)
+    @property
+    def winner(self) -> str:
+        """The name of the candidate that ships."""
+        return self.model.name
 
 
 def train_and_evaluate(
     frame: pd.DataFrame,
     feature_names: list[str],
-    split: CutoffSplit,
+    folds: list[Fold],
     config: ModelConfig,
-    overrides: dict[str, object] | None = None,
-    extra: Mapping[str, npt.ArrayLike] | None = None,
+    windows: list[int],
+    progress: Callable[[str], None] | None = None,
 ) -> TrainingResult:
-    """Fit the model on the training cutoffs and compare it with the baselines on the holdout.
-
-    `extra` scorers (e.g. the current champion's probabilities, in the row
-    order of ``split.rows(frame, "holdout")``) are measured alongside.
-    """
-    train, valid, held = (split.rows(frame, p) for p in ("train", "validation", "holdout"))
-    _require_both_classes(train, "training")
-    _require_both_classes(valid, "validation")
-    classifier = classifier_from_config(config, **(overrides or {}))
-    classifier.fit(train[feature_names], train["label"], valid[feature_names], valid["label"])
-    leakage = check_leakage(classifier.validation_auc_, valid, feature_names, config.leakage_auc)
+    """Backtest every candidate on `folds`, refit the winner on all of `frame`'s rows."""
+    step = progress or (lambda _: None)
+    candidates = candidate_set(frame, feature_names, windows)
+    backtest = run_backtest(frame, candidates, folds, config, step)
+    winner = backtest.winner()
+    step(f"refitting {winner.name} on all {frame['cutoff'].nunique()} labelled cutoffs")
+    calibrator = Calibrator.fit(
+        config.calibration,
+        sigmoid(backtest.log_odds[winner.name].to_numpy()),
+        backtest.rows["label"].to_numpy(),
+    )
+    model = refit(frame, winner, backtest.rounds, config, calibrator)
+    leakage = check_leakage(
+        backtest.metrics[winner.name].roc_auc, backtest.rows, frame, feature_names, config
+    )
     if leakage.suspected:
         log.warning(leakage.message())
-    model_scores = classifier.predict_proba(held[feature_names])[:, 1]
     return TrainingResult(
-        classifier=classifier,
-        split=split,
+        model=model,
+        backtest=backtest,
         feature_names=feature_names,
-        params={
-            **classifier.lightgbm_params(),
-            "n_estimators": classifier.n_estimators,
-            "early_stopping_rounds": classifier.early_stopping_rounds,
-            "best_iteration": classifier.booster_.num_trees(),
-            "calibration": classifier.calibration,
-        },
-        holdout=evaluate_on_holdout(frame, feature_names, split, model_scores, extra),
-        cutoffs=cutoff_summary(frame, split),
+        params=training_params(config, frame, backtest, winner),
+        cutoffs=cutoff_summary(frame, folds),
         leakage=leakage,
     )
 
 
-def evaluate_on_holdout(
+def refit(
     frame: pd.DataFrame,
-    feature_names: list[str],
-    split: CutoffSplit,
-    model_scores: npt.ArrayLike,
-    extra: Mapping[str, npt.ArrayLike] | None = None,
-) -> HoldoutEvaluation:
-    """Fit the baselines on the training cutoffs and measure every scorer on the holdout.
-
-    `model_scores` (and any `extra` scorers, e.g. the champion) must follow
-    the row order of ``split.rows(frame, "holdout")``.
-    """
-    train, held = split.rows(frame, "train"), split.rows(frame, "holdout")
-    scores: dict[str, npt.ArrayLike] = {"model": model_scores}
-    scores |= fit_predict_baselines(train[feature_names], train["label"], held[feature_names])
-    scores |= extra or {}
-    table = held[["customer_id", "cutoff", "label"]].reset_index(drop=True)
-    table = table.assign(**{name: np.asarray(s, dtype=float) for name, s in scores.items()})
-    names = tuple(scores)
-    return HoldoutEvaluation(
-        table=table,
-        metrics={name: evaluate_scores(table["label"], table[name]) for name in names},
-        backtest=backtest(table, names),
-    )
+    candidate: Candidate,
+    rounds: dict[str, int],
+    config: ModelConfig,
+    calibrator: Calibrator,
+) -> ChurnModel:
+    """The candidate's parts fitted on every row, with the backtest's trees."""
+    booster, linear, tree_weight = None, None, 1.0
+    for part, weight in candidate.parts:
+        columns = list(part.columns)
+        if part.kind == "trees":
+            params = lightgbm_params(config)
+            booster, _ = fit_trees(frame[columns], frame["label"], params, rounds[part.name])
+            tree_weight = weight
+        else:
+            linear = fit_linear(frame[columns], frame["label"], config.logistic_c)
+    return ChurnModel(candidate.name, booster, linear, tree_weight, calibrator)
 
 
-def backtest(holdout: pd.DataFrame, scorers: tuple[str, ...]) -> pd.DataFrame:
-    """Metrics per held-out cutoff and scorer, so drift over time is visible."""
-    rows = [
-        {"cutoff": cutoff, "scorer": name, **evaluate_scores(part["label"], part[name]).as_dict()}
-        for cutoff, part in holdout.groupby("cutoff", sort=True)
-        for name in scorers
-    ]
-    return pd.DataFrame(rows)
+def training_params(
+    config: ModelConfig, frame: pd.DataFrame, backtest: Backtest, winner: Candidate
+) -> dict[str, object]:
+    """What the run logs as parameters: the LightGBM settings, trees chosen, the winner."""
+    params: dict[str, object] = dict(lightgbm_params(config))
+    params |= {f"trees_{name}": n for name, n in backtest.rounds.items()}
+    params |= {
+        "winner": winner.name,
+        "logistic_c": config.logistic_c,
+        "calibration": config.calibration,
+        "backtest_folds": len(backtest.folds),
+        "max_trees": config.n_estimators,
+        "early_stopping_rounds": config.early_stopping_rounds,
+    }
+    return params
 
 
-def cutoff_summary(frame: pd.DataFrame, split: CutoffSplit) -> pd.DataFrame:
-    """Rows, customers and churn rate per cutoff, and which part of the split it is in."""
-    part_of = {c: part for part in PARTS for c in getattr(split, part)}
+def cutoff_summary(frame: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
+    """Rows, customers and churn rate per cutoff, and its role in the backtest."""
+    scored = {f.scored for f in folds}
     summary = frame.groupby("cutoff", sort=True).agg(
         rows=("label", "size"), customers=("customer_id", "nunique"), churn_rate=("label", "mean")
     )
-    return summary.reset_index().assign(part=lambda s: s["cutoff"].map(part_of))
+    summary = summary.reset_index()
+    summary["part"] = np.where(summary["cutoff"].isin(scored), "backtest", "train")
+    return summary
 
 
 def check_leakage(
-    validation_auc: float, valid: pd.DataFrame, feature_names: list[str], threshold: float
+    backtest_auc: float,
+    rows: pd.DataFrame,
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    config: ModelConfig,
 ) -> LeakageCheck:
-    """Flag a too-good validation AUC, naming numeric features that reach it on their own."""
+    """Flag a too-good backtest AUC, naming numeric features that reach it on their own."""
+    scored = frame[frame["cutoff"].isin(rows["cutoff"].unique())]
     suspects = {}
     for name in feature_names:
-        column = valid[name]
+        column = scored[name]
         if isinstance(column.dtype, pd.CategoricalDtype) or column.nunique() < 2:
             continue
         filled = column.fillna(column.min() - 1)
-        auc = float(roc_auc_score(valid["label"], filled))
-        if max(auc, 1 - auc) >= threshold:
+        auc = float(roc_auc_score(scored["label"], filled))
+        if max(auc, 1 - auc) >= config.leakage_auc:
             suspects[name] = round(max(auc, 1 - auc), 4)
-    return LeakageCheck(round(validation_auc, 6), threshold, suspects)
-
-
-def _require_both_classes(rows: pd.DataFrame, part: str) -> None:
-    counts = rows["label"].value_counts()
-    if len(rows) == 0 or len(counts) < 2:
-        churners = int(counts.get(1, 0))
-        raise CutoffError(
-            f"the {part} cutoffs have {len(rows)} rows and {churners} churner(s); a model needs "
-            "both churners and stayers there (add cutoffs or check the label settings)"
-        )
+    return LeakageCheck(round(backtest_auc, 6), config.leakage_auc, suspects)

@@ -3,10 +3,14 @@
 Column meanings follow the architecture doc. The two derived figures are
 kept deliberately simple, so a retention team can check them by hand:
 
-* ``value_12m`` (a CLV proxy): the customer's net spend over the longest
-  feature window W (365 days by default), scaled to a year. Customers with
-  less history than W are scaled by what they have, counting at least 30
-  days, so a one-week-old customer is not extrapolated wildly:
+* ``value_12m`` (a CLV proxy): what the customer would spend in the next
+  year if they stay. With the BG/NBD view (non-contractual purchases): the
+  purchase days BG/NBD expects in a year for a customer still alive,
+  ``tx_expected_purchases_365d / tx_p_alive``, times the customer's spend
+  per purchase day. Otherwise, and where BG/NBD has no answer: the net spend
+  over the longest feature window W (365 days by default), scaled to a
+  year, counting at least 30 days of history, so a one-week-old customer is
+  not extrapolated wildly:
   ``max(0, spend_W) * 365 / clip(days since first purchase, 30, W)``.
 * ``health_score`` (0-100, higher is healthier), independent of the model:
   the mean of the behaviour scores the features allow, each 0-100.
@@ -54,6 +58,13 @@ COLUMNS = [
     "has_reasons",
 ]
 LIST_ORDER = ["value_at_risk", "churn_probability", "customer_id"]
+BGNBD_VALUE = (
+    "tx_expected_purchases_365d",
+    "tx_p_alive",
+    "tx_amount_sum_total",
+    "tx_purchase_days_total",
+)
+"""The BG/NBD columns `value_12m` reads when the model has them."""
 LIST_ASCENDING = [False, False, True]
 
 
@@ -118,7 +129,7 @@ def explain_rows(
     """reason_1..3 and action for the given rows, from their TreeSHAP contributions."""
     features = features[bundle.feature_names]
     explanations = explain(
-        bundle.classifier.contributions(bundle.prepare(features)),
+        bundle.model.contributions(bundle.prepare(features)),
         features,
         bundle.specs,
         config.reasons,
@@ -178,13 +189,20 @@ def high_value_cut(values: npt.NDArray[np.float64], share: float) -> float:
 
 
 def value_12m(frame: pd.DataFrame, window: int) -> npt.NDArray[np.float64]:
-    """Net spend over the longest window, annualised (see the module docstring)."""
+    """A year's spend if the customer stays (see the module docstring)."""
     spend_column, tenure_column = f"tx_amount_sum_{window}d", "tx_tenure_days"
     if spend_column not in frame or tenure_column not in frame:
         return np.zeros(len(frame))
     spend = frame[spend_column].fillna(0).clip(lower=0).to_numpy()
     covered = frame[tenure_column].fillna(window).clip(30, window).to_numpy()
-    return np.asarray(np.round(spend * 365 / covered, 2))
+    annualised = spend * 365 / covered
+    if all(c in frame for c in BGNBD_VALUE):
+        expected, alive, total, days = (frame[c].to_numpy(np.float64) for c in BGNBD_VALUE)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_day = np.where(days > 0, np.maximum(total, 0) / days, np.nan)
+            stays = np.where(alive > 0, expected / alive * per_day, np.nan)
+        annualised = np.where(np.isfinite(stays), stays, annualised)
+    return np.asarray(np.round(annualised, 2))
 
 
 def health_scores(

@@ -1,12 +1,16 @@
 """A trained model as a folder of plain files, checked by sha256 on load.
 
-    model.txt         LightGBM's own text format (trees up to the best iteration,
-                      with the categories it was trained on)
+    model.json        which candidate shipped and how its parts combine
+    model.txt         LightGBM's own text format (the trees the backtest chose,
+                      with the categories they were trained on), if it has trees
+    linear.json       the logistic regression as numbers, if it has one
     calibrator.json   the calibration curve or Platt coefficients
     features.json     feature names, families, dtypes and descriptions, in order
     config.json       the run configuration it was trained with
-    training.json     cutoffs, parameters and holdout metrics of the training run
+    training.json     cutoffs, parameters, backtest metrics and the data facts
     MANIFEST.json     format version and the sha256 of every file above
+
+Version 1 bundles (LightGBM only, before the backtest) still load.
 
 No pickles: every file is text a person can read, and loading one never runs
 code. A changed or truncated file fails the manifest check with a clear error.
@@ -28,20 +32,24 @@ import pandas as pd
 from churnmodel._io import atomic_directory
 from churnmodel.config import RunConfig
 from churnmodel.errors import ModelError
+from churnmodel.features.bgnbd import BgNbd
 from churnmodel.features.catalog import FeatureSpec
-from churnmodel.model.estimator import Calibrator, ChurnClassifier
+from churnmodel.model.calibration import Calibrator
+from churnmodel.model.churn_model import ChurnModel
+from churnmodel.model.linear import LinearScorer
 
-FORMAT = "churnmodel-bundle/1"
+FORMAT = "churnmodel-bundle/2"
+FORMAT_V1 = "churnmodel-bundle/1"
 CHAMPION_POINTER = "champion"
 """File in an export folder that names the champion's folder."""
-FILES = ("model.txt", "calibrator.json", "features.json", "config.json", "training.json")
+COMMON_FILES = ("calibrator.json", "features.json", "config.json", "training.json")
 
 
 @dataclass(frozen=True)
 class ModelBundle:
     """A fitted classifier with the feature layout and configuration it needs."""
 
-    classifier: ChurnClassifier
+    model: ChurnModel
     specs: tuple[FeatureSpec, ...]
     config: RunConfig
     training: dict[str, Any] = field(default_factory=dict)
@@ -69,29 +77,37 @@ class ModelBundle:
         return out
 
     def categories(self) -> dict[str, list[object]]:
-        """The values each categorical feature had in training (LightGBM's own record)."""
-        names = [s.name for s in self.specs if s.dtype == "category"]
-        stored = self.classifier.booster_.pandas_categorical or []
-        return dict(zip(names, stored, strict=True))
+        """The values each categorical feature the model reads had in training."""
+        return self.model.categories()
+
+    def bgnbd(self) -> BgNbd | None:
+        """The BG/NBD fit of the newest training cutoff, which scoring uses."""
+        stored = self.training.get("bgnbd")
+        return BgNbd.from_dict(stored) if stored else None
 
     def predict(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Calibrated churn probabilities, one per row."""
-        return self.classifier.predict_proba(self.prepare(features))[:, 1]
+        return self.model.predict_proba(self.prepare(features))[:, 1]
 
 
 def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
     """Write the bundle atomically into `directory` (replacing an older one)."""
+    model = bundle.model
     contents = {
-        "model.txt": bundle.classifier.booster_.model_to_string(),
-        "calibrator.json": _json(bundle.classifier.calibrator_.to_dict()),
+        "model.json": _json({"name": model.name, "tree_weight": model.tree_weight}),
+        "calibrator.json": _json(model.calibrator.to_dict()),
         "features.json": _json([asdict(s) for s in bundle.specs]),
         "config.json": bundle.config.model_dump_json(indent=2),
         "training.json": _json(bundle.training),
     }
+    if model.booster is not None:
+        contents["model.txt"] = model.booster.model_to_string()
+    if model.linear is not None:
+        contents["linear.json"] = _json(model.linear.to_dict())
     with atomic_directory(directory) as tmp:
         for name, text in contents.items():
             (tmp / name).write_text(text)
-        manifest = {"format": FORMAT, "sha256": {n: _sha256(tmp / n) for n in FILES}}
+        manifest = {"format": FORMAT, "sha256": {n: _sha256(tmp / n) for n in sorted(contents)}}
         (tmp / "MANIFEST.json").write_text(_json(manifest))
     return directory
 
@@ -103,28 +119,44 @@ def load_bundle(directory: Path) -> ModelBundle:
     if not manifest_path.is_file():
         raise ModelError(f"model bundle {directory}: MANIFEST.json not found; not a model bundle")
     manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ModelError(
-            f"model bundle {directory}: expected format {FORMAT}, got {manifest.get('format')!r}"
-        )
-    for name in FILES:
+    version = manifest.get("format")
+    if version not in (FORMAT, FORMAT_V1):
+        raise ModelError(f"model bundle {directory}: expected format {FORMAT}, got {version!r}")
+    listed = dict(manifest["sha256"])
+    required = (*COMMON_FILES, *(("model.txt",) if version == FORMAT_V1 else ("model.json",)))
+    for name in sorted({*required, *listed}):
         path = directory / name
-        expected = manifest["sha256"].get(name)
+        expected = listed.get(name)
         actual = _sha256(path) if path.is_file() else "missing"
         if actual != expected:
             raise ModelError(
                 f"model bundle {directory}: {name} expected sha256 {expected}, got {actual}; "
                 "the file was changed or damaged after saving"
             )
-    booster = lgb.Booster(model_str=(directory / "model.txt").read_text())
-    calibrator = Calibrator.from_dict(json.loads((directory / "calibrator.json").read_text()))
     specs = tuple(FeatureSpec(**s) for s in json.loads((directory / "features.json").read_text()))
     return ModelBundle(
-        classifier=ChurnClassifier.from_parts(booster, calibrator),
+        model=_read_model(directory, version == FORMAT_V1),
         specs=specs,
         config=RunConfig.model_validate_json((directory / "config.json").read_text()),
         training=json.loads((directory / "training.json").read_text()),
     )
+
+
+def _read_model(directory: Path, v1: bool) -> ChurnModel:
+    """The model's parts; a version 1 bundle is LightGBM alone."""
+    calibrator = Calibrator.from_dict(json.loads((directory / "calibrator.json").read_text()))
+    trees = directory / "model.txt"
+    booster = lgb.Booster(model_str=trees.read_text()) if trees.is_file() else None
+    if v1:
+        return ChurnModel("lightgbm", booster, None, 1.0, calibrator)
+    linear_file = directory / "linear.json"
+    linear = (
+        LinearScorer.from_dict(json.loads(linear_file.read_text()))
+        if linear_file.is_file()
+        else None
+    )
+    described = json.loads((directory / "model.json").read_text())
+    return ChurnModel(described["name"], booster, linear, described["tree_weight"], calibrator)
 
 
 def _json(value: object) -> str:

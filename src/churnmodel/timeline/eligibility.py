@@ -27,13 +27,11 @@ from churnmodel.pointintime import (
 )
 
 
-def activity_rows(tables: ValidatedTables, activity: str) -> ibis.Table:
+def activity_rows(tables: ValidatedTables, label: LabelConfig) -> ibis.Table:
     """(customer_id, timestamp) of qualifying activity: transactions, or any row."""
     parts = [
         tables.tables[name].select("customer_id", "timestamp")
-        for name in (
-            ("transactions",) if activity == "transactions" else ("transactions", "events")
-        )
+        for name in label.counts_as_activity
         if name in tables.tables
     ]
     if not parts:
@@ -43,28 +41,53 @@ def activity_rows(tables: ValidatedTables, activity: str) -> ibis.Table:
     return parts[0] if len(parts) == 1 else parts[0].union(parts[1])
 
 
-def activity_days(tables: ValidatedTables, activity: str) -> ibis.Table:
+def activity_days(tables: ValidatedTables, label: LabelConfig) -> ibis.Table:
     """One row per (customer_id, day) with qualifying activity, `active` = rows that day."""
-    return daily_rows(activity_rows(tables, activity), active=ibis._.count())
+    return daily_rows(activity_rows(tables, label), active=ibis._.count())
 
 
 def eligible(tables: ValidatedTables, cutoffs: list[dt.date], label: LabelConfig) -> ibis.Table:
     """(customer_id, cutoff) for every customer eligible at each cutoff."""
     grid = cutoffs_table(cutoffs)
-    if label.business == "contractual":
+    if label.contractual:
         return _contractual(tables, grid)
     return _non_contractual(tables, grid, label, len(set(cutoffs)))
 
 
+def signup_dates(tables: ValidatedTables) -> ibis.Table:
+    """(customer_id, signup_date): the customers table's, else the first row of each customer.
+
+    Without a signup_date column a contract is taken to start with the
+    customer's first transaction or event; only rows before a cutoff can
+    make that date fall before it, so the rule reads no future.
+    """
+    customers = tables.get("customers")
+    if customers is not None and "signup_date" in customers.columns:
+        return customers.select("customer_id", "signup_date")
+    seen = [
+        tables.tables[n].select("customer_id", "timestamp")
+        for n in ("transactions", "events")
+        if n in tables.tables
+    ]
+    rows = ibis.union(*seen) if len(seen) > 1 else seen[0]
+    first = rows.group_by("customer_id").aggregate(signup_date=rows.timestamp.min())
+    if customers is None:
+        return first
+    # a customers row without any activity: signed up before the data began
+    return (
+        customers.select("customer_id")
+        .left_join(first, "customer_id")
+        .select("customer_id", "signup_date")
+    )
+
+
 def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
-    customers, churn = tables.get("customers"), tables.get("churn")
-    if customers is None or "signup_date" not in customers.columns or churn is None:
+    churn = tables.get("churn")
+    if churn is None:
         raise DataContractError(
-            "customers",
-            "signup_date",
-            "a customers table with signup_date and a churn table for a contractual business",
+            "churn", None, "a churn table for a contractual business (label.business)"
         )
-    pairs = customers.select("customer_id", "signup_date").cross_join(grid)
+    pairs = signup_dates(tables).cross_join(grid)
     pairs = pairs.left_join(churn.select("customer_id", "churn_date"), "customer_id")
     # An unknown signup date is a customer from before the data began.
     signed_up = pairs.signup_date.isnull() | before(pairs.signup_date, pairs.cutoff)
@@ -75,7 +98,7 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
 def _non_contractual(
     tables: ValidatedTables, grid: ibis.Table, label: LabelConfig, cutoffs: int
 ) -> ibis.Table:
-    daily = activity_days(tables, label.activity)
+    daily = activity_days(tables, label)
     # Only customers whose activity span reaches into the window can qualify;
     # pruning the rest keeps the history pass small. The pass decides.
     spans = daily.group_by("customer_id").aggregate(first=daily.day.min(), last=daily.day.max())

@@ -25,15 +25,15 @@ from churnmodel.timeline.eligibility import activity_days
 
 def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -> ibis.Table:
     """The spine with an int8 `label` column (1 = churned in the label window)."""
-    if label.business == "contractual":
+    if label.contractual:
         churn = tables.tables["churn"].select("customer_id", "churn_date")
         joined = spine.left_join(churn, "customer_id")
         churned = joined.churn_date.notnull() & within_label_window(
-            joined.churn_date, joined.cutoff, label.horizon_days
+            joined.churn_date, joined.cutoff, label.horizon
         )
         return joined.select("customer_id", "cutoff", label=churned.cast("int8"))
-    daily = activity_days(tables, label.activity)
-    ahead = Agg("active", "sum", label_window(label.horizon_days))
+    daily = activity_days(tables, label)
+    ahead = Agg("active", "sum", label_window(label.horizon))
     future = history(spine, Lookup("", daily, {"active": ahead}))
     return future.select(
         "customer_id", "cutoff", label=(ibis.coalesce(future.active, 0) == 0).cast("int8")

@@ -103,9 +103,13 @@ class TrainingRun:
         plots: Path,
     ) -> None:
         """Model parameters, every scorer's metrics, the backtest table and the plots."""
-        mlflow.log_params({f"lightgbm.{k}": v for k, v in params.items()})
+        mlflow.log_params({f"trained.{k}": v for k, v in params.items()})
         mlflow.log_metrics(dict(extra_metrics))
         _log_evaluation(metrics, backtest, plots)
+
+    def log_candidates(self, table: pd.DataFrame) -> None:
+        """Every candidate the backtest tried, with its metrics and whether it shipped."""
+        _log_csv(table, "evaluation/candidates.csv")
 
     def log_model(self, bundle: Path, example: pd.DataFrame, probabilities: Any) -> str:
         """The pyfunc model (code + plain bundle) with signature and input example.

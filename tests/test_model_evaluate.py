@@ -1,42 +1,12 @@
-"""Out-of-time splits and holdout metrics, against values worked out by hand."""
+"""Evaluation metrics, against values worked out by hand."""
 
 from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
-from churnmodel.errors import CutoffError
 from churnmodel.model.evaluate import evaluate_scores, expected_calibration_error, top_share
-from churnmodel.model.split import split_cutoffs
-
-MONTHS = list(pd.date_range("2025-01-01", "2025-12-01", freq="MS"))
-
-
-def test_split_leaves_a_gap_so_no_label_window_reaches_the_next_part() -> None:
-    split = split_cutoffs(MONTHS, horizon_days=90)
-    assert split.holdout == [pd.Timestamp("2025-12-01")]
-    # 2025-09-01 + 90 days = 2025-11-30 <= 2025-12-01; 2025-10-01 + 90 days is not
-    assert split.validation == [pd.Timestamp("2025-09-01")]
-    # 2025-06-01 + 90 days = 2025-08-30 <= 2025-09-01; 2025-07-01 + 90 days is not
-    assert split.train == list(pd.date_range("2025-01-01", "2025-06-01", freq="MS"))
-    assert split.unused == [
-        pd.Timestamp(d) for d in ("2025-07-01", "2025-08-01", "2025-10-01", "2025-11-01")
-    ]
-
-
-def test_split_rows_follow_their_cutoff() -> None:
-    frame = pd.DataFrame({"cutoff": MONTHS, "label": range(12)})
-    split = split_cutoffs(MONTHS, horizon_days=30, holdout=2)
-    assert split.rows(frame, "holdout")["label"].tolist() == [10, 11]
-    assert split.rows(frame, "validation")["label"].tolist() == [9]
-    assert split.rows(frame, "train")["label"].tolist() == list(range(9))
-
-
-def test_too_few_cutoffs_is_an_error() -> None:
-    with pytest.raises(CutoffError, match="add earlier cutoffs"):
-        split_cutoffs(MONTHS[-4:], horizon_days=90)
 
 
 def test_lift_and_capture_at_the_top() -> None:
