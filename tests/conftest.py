@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 
 import ibis
 import pandas as pd
@@ -11,6 +13,7 @@ import pyarrow as pa
 import pytest
 from ibis.backends.sql import SQLBackend
 
+from churnmodel._io import current_umask
 from churnmodel.config import FeatureConfig
 from churnmodel.data.load import load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
@@ -62,3 +65,20 @@ def features_at(
     """The feature matrix for the given (customer, cutoff) rows, indexed by customer_id."""
     matrix = build_feature_matrix(validated(con, tables), spine_of(pairs), config, method)
     return matrix.frame.set_index("customer_id")
+
+
+def assert_modes_follow_the_umask(root: Path) -> None:
+    """Every file and folder under `root` has the mode a plain open/mkdir gives (0644/0755 at 022).
+
+    Readable by another service account or a team share as the umask allows,
+    not 0600/0700 as `tempfile` would leave them.
+    """
+    mask = current_umask()
+    checked = 0
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == expected, f"{path}: {path.stat().st_mode:o}"
+        checked += 1
+    assert checked > 1

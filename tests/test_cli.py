@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churnmodel.cli import app
+from tests.conftest import assert_modes_follow_the_umask
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -89,6 +91,22 @@ def test_config_typo_is_named(tmp_path: Path) -> None:
     assert "label.horizon" in result.output
 
 
+def test_json_log_lines_for_a_scheduler(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ntransactions = "nowhere/tx.parquet"\n')
+    result = runner.invoke(app, ["--log-json", "features", "--config", str(config)])
+    assert result.exit_code == 2
+    (line,) = [json.loads(text) for text in result.output.splitlines()]
+    assert line["level"] == "error" and "table 'transactions'" in line["message"]
+    assert dt.datetime.fromisoformat(line["time"]).tzinfo is not None
+
+
+def test_a_config_folder_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["features", "--config", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a folder" in result.output
+
+
 def test_missing_data_file_is_named(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[data]\ntransactions = "nowhere/tx.parquet"\n')
@@ -112,7 +130,7 @@ def test_memory_limit_must_look_like_a_size(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_train_then_evaluate_from_the_exported_folder(demo: Path, monkeypatch) -> None:
-    monkeypatch.chdir(demo)  # the default sqlite store and models/ live in the working directory
+    monkeypatch.chdir(demo)  # the default sqlite store and models/ live beside churn.toml
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
     result = invoke("train", "--config", "churn.toml", "--tune", "2")
     assert result.exit_code == 0, result.output
@@ -131,6 +149,18 @@ def test_train_then_evaluate_from_the_exported_folder(demo: Path, monkeypatch) -
     evaluated = invoke("evaluate", "--config", "churn.toml", "--model", "models")
     assert evaluated.exit_code == 0, evaluated.output
     assert "evaluation run" in evaluated.output and "models" in evaluated.output
+    assert_modes_follow_the_umask(demo / "models")
+
+    # a scheduler in another folder finds the same store and models through the config's path
+    elsewhere = demo / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    scored = invoke("--quiet", "score", "--config", str(demo / "churn.toml"), "--out", "list")
+    assert scored.exit_code == 0, scored.output
+    assert scored.output == ""  # --quiet: no summary, no info lines
+    assert (elsewhere / "list" / "outreach.parquet").is_file()
+    assert not (elsewhere / "mlflow.db").exists() and not (elsewhere / "models").exists()
+    assert_modes_follow_the_umask(elsewhere / "list")
 
 
 def test_evaluate_names_a_model_that_does_not_exist(
@@ -183,6 +213,7 @@ def test_kpis_writes_tables_charts_and_report(demo: Path) -> None:
     }
     page = (out / "kpis.html").read_text()
     assert page.count("<img") == 5 and "Cohort retention" in page
+    assert_modes_follow_the_umask(out)
 
 
 def test_kpis_name_an_unknown_segment_attribute(demo: Path) -> None:

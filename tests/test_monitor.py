@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from churnmodel.cli import ALERT_EXIT_CODE, app
 from churnmodel.config import MonitorConfig
 from churnmodel.features.catalog import FeatureSpec
-from churnmodel.monitoring import drift_alerts, feature_drift, feature_profile, psi
+from churnmodel.monitoring import drift_alerts, feature_drift, feature_profile, ignored, psi
+from tests.conftest import assert_modes_follow_the_umask
 
 runner = CliRunner()
 SPECS = (
@@ -65,6 +66,17 @@ def test_a_shifted_feature_is_flagged_and_a_steady_one_is_not() -> None:
     assert drift.loc["plan", "unseen_category_share"] == pytest.approx(0.1)
     alerts = drift_alerts(drift.reset_index(), MonitorConfig())
     assert [a.split(":")[0] for a in alerts] == ["shifted", "plan", "plan"]  # PSI, then unseen
+    by_design = drift_alerts(drift.reset_index(), MonitorConfig(ignore=["shift*", "pla?"]))
+    assert by_design == []
+
+
+def test_features_that_drift_by_design_are_ignored_by_default() -> None:
+    names = pd.Series(
+        ["tenure_days", "tx_tenure_days", "contract_start_age_days", "tx_count_total",
+         "nps_count", "tx_p_alive", "tx_expected_purchases_90d",
+         "tx_count_90d", "ev_login_count_30d", "nps_last", "days_since_last_tx"]
+    )  # fmt: skip
+    assert ignored(names, MonitorConfig().ignore).tolist() == [True] * 7 + [False] * 4
 
 
 def test_more_missing_values_are_flagged() -> None:
@@ -131,6 +143,14 @@ def test_monitor_end_to_end_with_live_results_and_threshold_exit_codes(trained: 
         ],
     )
     assert listed.exit_code == 0, listed.output
+    # day one, right after training: tenure, lifetime totals and ages drift by design, no alarm
+    day_one = monitor(trained)
+    assert day_one.exit_code == 0, day_one.output
+    page = (trained / "mon" / "monitor.html").read_text()
+    assert "No alerts" in page and "no (drifts by design)" in page
+    drift = pd.read_csv(trained / "mon" / "drift.csv").set_index("feature")
+    assert drift.loc["tx_tenure_days", "ignored"] and not drift.loc["tx_count_90d", "ignored"]
+    assert_modes_follow_the_umask(trained / "mon")
     first = monitor(
         trained, "--as-of", "2025-12-01", "--scored", str(trained / "past" / "outreach.parquet")
     )

@@ -16,6 +16,7 @@ from churnmodel.data.simulate import SimulationParams, write_simulation
 from churnmodel.outreach.build import COLUMNS
 from churnmodel.outreach.export import OUTPUTS
 from churnmodel.workflows import score, write_score_outputs
+from tests.conftest import assert_modes_follow_the_umask
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 runner = CliRunner()
@@ -129,6 +130,11 @@ def test_scoring_twice_gives_byte_identical_files(trained, scored) -> None:
     assert result.exit_code == 0, result.output
     for name in OUTPUTS:
         assert (scored / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_the_list_and_the_exported_model_are_readable_as_the_umask_allows(trained, scored):
+    assert_modes_follow_the_umask(scored)
+    assert_modes_follow_the_umask(trained / "models")
 
 
 def test_export_cuts_a_shorter_list_in_the_same_order(scored) -> None:

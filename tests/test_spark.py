@@ -266,6 +266,23 @@ def test_features_command_writes_the_same_matrix_on_spark(spark, trained, tmp_pa
     )
 
 
+def test_monitor_finds_the_same_drift_on_spark(spark, trained, tmp_path) -> None:
+    drift = {}
+    for engine in ("duckdb", "spark"):
+        result = runner.invoke(
+            app,
+            [
+                "monitor",
+                *("--config", str(trained / "churn.toml"), "--model", str(trained / "models")),
+                *("--as-of", "2025-12-01", "--engine", engine, "--out", str(tmp_path / engine)),
+            ],
+        )
+        assert result.exit_code in (0, 3), result.output
+        drift[engine] = pd.read_csv(tmp_path / engine / "drift.csv").set_index("feature")
+    assert len(drift["spark"]) > 10
+    pd.testing.assert_frame_equal(drift["spark"], drift["duckdb"].loc[drift["spark"].index])
+
+
 @pytest.mark.parametrize("business", ["non_contractual", "contractual"])
 def test_kpis_and_cohorts_are_the_same_on_spark(spark, tmp_path, business) -> None:
     sources = simulated(tmp_path, business, seed=6)

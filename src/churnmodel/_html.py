@@ -24,6 +24,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; } .charts img { max-width: 540px; }
+.alert { color: #b00; font-weight: bold; } .ok { color: #2a7a2a; font-weight: bold; }
 """
 
 

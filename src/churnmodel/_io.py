@@ -3,6 +3,11 @@
 A scheduler may kill a job at any moment; readers must then see either the
 previous complete output or nothing, never a half-written file under the
 final name. Everything is written beside the target and renamed into place.
+
+`tempfile` creates its files 0600 and folders 0700 whatever the umask, so
+each one is given the mode a plain `open` or `mkdir` would have given it:
+another service account or a team share can then read the list and the
+exported model, as the umask allows.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` on success."""
@@ -27,6 +39,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~current_umask())
     try:
         yield tmp
         os.replace(tmp, target)
@@ -43,6 +56,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o777 & ~current_umask())
     try:
         yield tmp
         if target.exists():

@@ -7,9 +7,11 @@ code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -63,15 +65,36 @@ out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+WIDE = 200
+"""Columns for tables when the output is a file or pipe (rich would cut them at 80)."""
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per log line, for schedulers that collect structured logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as `{"time", "level", "logger", "message"}` (time in UTC)."""
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def _friendly_errors(command: F) -> F:
-    """Turn a ChurnModelError into one red line and its exit code."""
+    """Turn a ChurnModelError into one red line (or one JSON log line) and its exit code."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except ChurnModelError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            if any(isinstance(h.formatter, JsonLines) for h in logging.getLogger().handlers):
+                logging.getLogger("churnmodel").error("error: %s", exc)
+            else:
+                console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -86,17 +109,30 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logging.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Only warnings and errors; no summary tables (for schedulers)."
+        ),
+    ] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log one JSON object per line to stderr.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     """Customer churn prediction from transactions and engagement events."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-        force=True,
-    )
+    for stream in (console, out):  # a log file gets whole tables, not 80 columns
+        if not stream.is_terminal and "COLUMNS" not in os.environ:
+            stream.width = WIDE
+    out.quiet = quiet
+    handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+    if log_json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLines())
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("ibis", "sqlglot", "urllib3", "alembic", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # MLflow narrates every download and schema migration; keep its errors only.
@@ -494,16 +530,20 @@ def monitor_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the results.")] = Path(
         "out/monitor"
     ),
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
-    """Check model health between retrains; exit code 3 when a limit in [monitor] is broken.
+    r"""Check model health between retrains; exit code 3 when a limit in \[monitor] is broken.
 
     Compares the features at the scoring date with the training data
     (population stability index, missing values, unseen categories) and,
     for every --scored list whose label window has passed, the realised
-    churn (live ROC AUC, calibration). Logs an MLflow run and writes
-    monitor.json, drift.csv, live.csv, calibration.csv and psi.png.
+    churn (live ROC AUC, calibration). Features that drift by design
+    (tenure, ages, lifetime totals: \[monitor] ignore) are shown but never
+    alarm. Logs an MLflow run and writes monitor.html, monitor.json,
+    drift.csv, live.csv, calibration.csv and psi.png.
     """
-    run_config = load_config(config)
+    run_config = _run_config(config, engine, spark_master)
     date = as_of.date() if as_of else None
     with console.status("starting") as status:
         outcome = monitor(
@@ -522,6 +562,7 @@ def _print_monitor_summary(outcome: MonitorOutcome, paths: dict[str, Path]) -> N
         "missing (train)",
         "missing (now)",
         "unseen categories",
+        "alarms",
         title=f"feature drift as of {outcome.as_of} vs training, model {outcome.model}",
         caption=f"the {DRIFT_ROWS} highest PSI of {len(outcome.drift)} features; all in drift.csv",
     )
@@ -532,6 +573,7 @@ def _print_monitor_summary(outcome: MonitorOutcome, paths: dict[str, Path]) -> N
             f"{row['missing_train']:.1%}",
             f"{row['missing_now']:.1%}",
             f"{row['unseen_category_share']:.1%}",
+            "no (by design)" if row["ignored"] else "yes",
         )
     out.print(drift)
     if outcome.live:

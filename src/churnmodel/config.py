@@ -9,10 +9,11 @@ directory of the config file, so a config can be run from anywhere.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -303,8 +304,24 @@ class KpiConfig(_Strict):
     lifespan_periods: float | None = Field(None, gt=0)
 
 
+MONITOR_IGNORE = (
+    "*tenure*",
+    "*_age_days",
+    "*_total",
+    "*_count",
+    "tx_p_alive",
+    "tx_expected_purchases_*",
+)
+"""Features that drift by design as the customer base ages: tenure, attribute
+ages, lifetime totals, survey answer counts and the BG/NBD outputs (which
+depend on a customer's age). Their drift is reported, never alarmed on."""
+
+
 class MonitorConfig(_Strict):
     """When `churnmodel monitor` raises an alert (exit code 3) between retrains."""
+
+    # feature names (shell patterns) whose drift is shown but never alarms
+    ignore: list[str] = Field(default_factory=lambda: list(MONITOR_IGNORE))
 
     # population stability index per feature: 0.1 is a moderate shift, 0.25 a large one
     psi: float = Field(0.25, gt=0)
@@ -325,7 +342,7 @@ class MlflowConfig(_Strict):
     experiment: str = "churnmodel"
     registered_model: str = "churnmodel"
     # where the champion is exported for scoring without a tracking server;
-    # like the default sqlite file, relative to the working directory
+    # in a config file, relative to the file's folder (like the default store)
     export_dir: Path = Path("models")
 
 
@@ -344,20 +361,49 @@ class RunConfig(_Strict):
 
 
 def load_config(path: Path | str) -> RunConfig:
-    """Read a TOML run config; relative data paths are taken from the file's folder."""
+    """Read a TOML run config; every relative path in it is taken from the file's folder.
+
+    That covers the data, `mlflow.export_dir` and a relative sqlite store,
+    and the default store is `mlflow.db` beside the file (unless
+    MLFLOW_TRACKING_URI names one), so a scheduler that runs
+    ``churnmodel score --config /abs/churn.toml`` from any folder finds the
+    same registry and models as the training did.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; expected a .toml file")
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    home = path.parent.resolve()
     data = raw.get("data", {})
     for name in TABLES:
         where = data.get(name)
         if isinstance(where, str) and is_local_path(where):
-            data[name] = str((path.parent / where).resolve())
+            data[name] = str(home / where)
+    raw["mlflow"] = _mlflow_paths(raw.get("mlflow", {}), home)
     return parse_config(raw, source=str(path))
+
+
+def _mlflow_paths(section: Any, home: Path) -> Any:
+    """The tracking store and export folder of a config file, anchored at its folder."""
+    if not isinstance(section, dict):
+        return section  # validation names the problem
+    section = dict(section)
+    uri = section.get("tracking_uri")
+    if uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = "sqlite:///mlflow.db"
+    if isinstance(uri, str) and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{home / uri.removeprefix('sqlite:///')}"
+    if uri is not None:
+        section["tracking_uri"] = uri
+    export_dir = section.get("export_dir", "models")
+    if isinstance(export_dir, str):
+        section["export_dir"] = str(home / export_dir)
+    return section
 
 
 def is_local_path(where: str) -> bool:

@@ -21,6 +21,7 @@ calibration of the probabilities that were actually sent out.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from churnmodel.model.evaluate import Metrics
 
 DECILES = np.linspace(0.1, 0.9, 9)
 FLOOR = 1e-4
+EDGE_TOLERANCE = 1e-9
 MISSING = "(missing)"
 UNSEEN = "(unseen)"
 
@@ -70,9 +72,15 @@ def _category(value: object) -> str:
 
 
 def _numeric_counts(values: pd.Series, edges: np.ndarray) -> np.ndarray:
-    """Rows per bin: (-inf, e1], (e1, e2], ..., (ek, inf), then missing."""
+    """Rows per bin: (-inf, e1], (e1, e2], ..., (ek, inf), then missing.
+
+    A value within a relative 1e-9 of an edge counts as on it: features tie
+    at edges often (a trend of exactly 1), and engines differ in the last
+    bits, which must not move a crowd of rows into the next bin.
+    """
     present = values.dropna().to_numpy()
-    bins = np.searchsorted(edges, present, side="left")
+    widened = edges + EDGE_TOLERANCE * np.maximum(1.0, np.abs(edges))
+    bins = np.searchsorted(widened, present, side="left")
     counts = np.bincount(bins, minlength=len(edges) + 1).astype(float)
     return np.append(counts, float(values.isna().sum()))
 
@@ -125,10 +133,16 @@ def feature_drift(profile: dict[str, Any], frame: pd.DataFrame) -> pd.DataFrame:
     return drift.sort_values(["psi", "feature"], ascending=[False, True], ignore_index=True)
 
 
+def ignored(features: pd.Series, patterns: Sequence[str]) -> pd.Series:
+    """Which features match one of the `[monitor] ignore` shell patterns."""
+    return features.map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+
 def drift_alerts(drift: pd.DataFrame, limits: MonitorConfig) -> list[str]:
-    """One line per feature and limit it breaks."""
+    """One line per feature and limit it breaks; features in `limits.ignore` never alarm."""
     alerts = []
-    for row in drift.to_dict("records"):
+    watched = drift[~ignored(drift["feature"], limits.ignore)] if len(drift) else drift
+    for row in watched.to_dict("records"):
         name, value = row["feature"], float(row["psi"])
         missing, was = float(row["missing_now"]), float(row["missing_train"])
         unseen = float(row["unseen_category_share"])

@@ -30,11 +30,13 @@ from churnmodel.model.evaluate import calibration_table, evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
 from churnmodel.model.training import TrainingResult, train_and_evaluate
 from churnmodel.model.tuning import tune
+from churnmodel.monitor_report import render_monitor
 from churnmodel.monitoring import (
     LivePerformance,
     drift_alerts,
     feature_drift,
     feature_profile,
+    ignored,
     psi_chart,
 )
 from churnmodel.outreach import build_outreach, write_outreach
@@ -468,7 +470,8 @@ class MonitorOutcome:
             "as_of": str(self.as_of),
             "model": self.model,
             "alerts": self.alerts,
-            "max_psi": float(self.drift["psi"].max()),
+            # of the features that can alarm (not those in [monitor] ignore)
+            "max_psi": float(self.drift.loc[~self.drift["ignored"], "psi"].max()),
             "live": [
                 {
                     "source": p.source,
@@ -515,6 +518,7 @@ def monitor(
     if scores.frame.empty:
         raise nothing_eligible(as_of, scores.not_scored_counts())
     drift = feature_drift(profile, scores.frame)
+    drift["ignored"] = ignored(drift["feature"], config.monitor.ignore)
     live, calibration, waiting = [], [], []
     for path in scored:
         step(f"labelling {path}")
@@ -563,15 +567,19 @@ def _list_date(listed: pd.DataFrame, path: Path) -> dt.date:
 
 
 def write_monitor_outputs(outcome: MonitorOutcome, limit: float, out_dir: Path) -> dict[str, Path]:
-    """monitor.json, drift.csv, live.csv, calibration.csv and psi.png, swapped in as one folder."""
-    names = ("monitor.json", "drift.csv", "live.csv", "calibration.csv", "psi.png")
+    """The monitor files (json, csv, png, html), swapped in as one folder."""
+    names = ("monitor.json", "drift.csv", "live.csv", "calibration.csv", "psi.png", "monitor.html")
     live = pd.DataFrame(outcome.live_rows())
+    chart = psi_chart(outcome.drift, limit)
+    title = f"Model health as of {outcome.as_of}, model {outcome.model}"
     with atomic_directory(out_dir) as tmp:
         (tmp / "monitor.json").write_text(json.dumps(outcome.summary(), indent=2) + "\n")
         write_csv(outcome.drift, tmp / "drift.csv")
         write_csv(live, tmp / "live.csv")
         write_csv(outcome.calibration, tmp / "calibration.csv")
-        write_png(psi_chart(outcome.drift, limit), tmp / "psi.png")
+        write_png(chart, tmp / "psi.png")
+        page = render_monitor(title, outcome.drift, live, outcome.alerts, outcome.waiting, chart)
+        (tmp / "monitor.html").write_text(page, encoding="utf-8")
     return {name: Path(out_dir) / name for name in names}
 
 

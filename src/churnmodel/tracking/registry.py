@@ -16,11 +16,11 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from churnmodel._io import atomic_directory, atomic_path
+from churnmodel._io import atomic_directory, atomic_path, current_umask
 from churnmodel.config import MlflowConfig
 from churnmodel.errors import ModelError
 from churnmodel.registry.bundle import CHAMPION_POINTER, ModelBundle, load_bundle, locate_bundle
-from churnmodel.tracking.runs import use_tracking
+from churnmodel.tracking.runs import tracking_uri, use_tracking
 
 
 def register_version(model_uri: str, name: str) -> str:
@@ -65,7 +65,12 @@ def load_model_bundle(model: str, config: MlflowConfig) -> tuple[ModelBundle, st
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)
         except MlflowException as exc:
-            raise ModelError(f"model {model}: not found in the registry ({exc.message})") from exc
+            hint = " (no model has been trained and promoted yet: run `churnmodel train`)"
+            missing = model.endswith("@champion") and exc.error_code in NOT_FOUND
+            raise ModelError(
+                f"model {model}: not found in the registry {tracking_uri(config)}"
+                f"{hint if missing else ''} ({exc.message})"
+            ) from exc
         return load_bundle(locate_bundle(Path(local))), _registry_label(model)
 
 
@@ -93,6 +98,9 @@ def export_version(name: str, version: str, export_dir: Path) -> Path:
         )
         with atomic_directory(target) as staging:
             shutil.copytree(local, staging, dirs_exist_ok=True)
+            staging.chmod(
+                0o777 & ~current_umask()
+            )  # copytree copied the 0700 download folder's mode
     with atomic_path(Path(export_dir) / CHAMPION_POINTER) as pointer:
         pointer.write_text(f"{target.name}\n")
     return target

@@ -37,6 +37,10 @@ MODEL_REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "pydantic",
 def tracking_uri(config: MlflowConfig) -> str:
     """The config's URI, else MLFLOW_TRACKING_URI, else a sqlite file in the working directory.
 
+    A config read from a file already names its store (`load_config` puts
+    the default `mlflow.db` beside the file); the working directory is only
+    the fallback for configs built in code.
+
     Always explicit: left to itself MLflow may fall back to a `./mlruns`
     file store, and runs would silently land somewhere else.
     """
@@ -50,8 +54,15 @@ def use_tracking(config: MlflowConfig) -> str:
     beside the database file rather than in the working directory.
     """
     uri = tracking_uri(config)
+    users_choice = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow exports its URI to the environment; put back the user's, so the
+    # next config loaded in this process still finds its own store
+    if users_choice is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = users_choice
     found = mlflow.get_experiment_by_name(config.experiment)
     if found is not None:
         return str(found.experiment_id)
