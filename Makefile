@@ -35,6 +35,16 @@ java: ## Java 17+ for the Spark tests (installed with apt-get when missing and r
 	    exit 1; \
 	  fi; }
 
+.PHONY: browser
+browser: ## Chromium for the tests that look at the HTML pages (apt-get when missing and run as root)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else \
+	    echo "the page tests need Chromium: install it (e.g. apt-get install chromium)" >&2; \
+	    exit 1; \
+	  fi; }
+
 .PHONY: lock
 lock: | $(UV) ## Re-resolve uv.lock after changing dependencies
 	$(UV) lock
@@ -54,8 +64,8 @@ typecheck: $(STAMP) ## mypy (strict) on src/
 	$(RUN) mypy src
 
 .PHONY: test
-test: $(STAMP) java lint typecheck ## Lint, type checks, the whole test suite (Spark included) and the notebooks
-	@work=$$(mktemp -d) && CHURNMODEL_WORKDIR=$$work $(RUN) pytest --nbmake tests src notebooks; \
+test: $(STAMP) java browser lint typecheck ## Lint, type checks, the whole test suite (Spark included) and the notebooks
+	@work=$$(mktemp -d) && CHURNMODEL_WORKDIR=$$work $(RUN) pytest --nbmake --durations=12 tests src notebooks; \
 	  status=$$?; rm -rf $$work; exit $$status
 
 .PHONY: test-fast

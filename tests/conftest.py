@@ -82,3 +82,18 @@ def assert_modes_follow_the_umask(root: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == expected, f"{path}: {path.stat().st_mode:o}"
         checked += 1
     assert checked > 1
+
+
+def assert_page_looks_right(page: Path, work: Path) -> None:
+    """In a real browser 1400 px wide: no horizontal overflow, no image shown out of its shape.
+
+    Also leaves a screenshot beside `work` for a person to look at.
+    """
+    from tests.browser import WIDTH, measure, screenshot
+
+    layout = measure(page, work)
+    assert layout.images, f"{page}: no charts"
+    assert layout.scroll_width <= layout.client_width <= WIDTH, layout
+    assert layout.distorted() == [], layout.distorted()
+    shot = screenshot(page, work / f"{page.stem}.png")
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000

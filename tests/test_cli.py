@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churnmodel.cli import app
-from tests.conftest import assert_modes_follow_the_umask
+from tests.conftest import assert_modes_follow_the_umask, assert_page_looks_right
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -213,7 +214,10 @@ def test_kpis_writes_tables_charts_and_report(demo: Path) -> None:
     }
     page = (out / "kpis.html").read_text()
     assert page.count("<img") == 5 and "Cohort retention" in page
+    text = re.sub(r'src="data:[^"]+"', "", page)
+    assert "e+0" not in text and "Customers at start" in text  # numbers and headers for people
     assert_modes_follow_the_umask(out)
+    assert_page_looks_right(out / "kpis.html", demo)
 
 
 def test_kpis_name_an_unknown_segment_attribute(demo: Path) -> None:

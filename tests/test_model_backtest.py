@@ -15,6 +15,7 @@ from churnmodel.config import ModelConfig
 from churnmodel.errors import CutoffError
 from churnmodel.model.backtest import (
     _mean_curve,
+    backtest_rows,
     cross_fitted,
     mean_over_cutoffs,
     measure_per_cutoff,
@@ -139,6 +140,25 @@ def test_every_candidate_is_measured_on_the_same_backtest_rows(trained) -> None:
     assert set(backtest.per_cutoff["cutoff"]) == set(MONTHS[-4:])
     assert backtest.metrics["logistic"].roc_auc > 0.8  # the truth is linear in `signal`
     assert backtest.metrics["recency"].roc_auc < backtest.metrics["logistic"].roc_auc - 0.1
+
+
+def test_another_scorer_is_measured_on_the_backtests_own_rows_in_any_frame_order(trained) -> None:
+    """The champion and an evaluated model score `backtest_rows`; a shuffled frame changes nothing.
+
+    The backtest stacks its rows fold by fold. Scoring the frame's rows in
+    the frame's own order and putting them beside the backtest's columns
+    paired each score with another customer's label (ROC AUC ~0.5).
+    """
+    frame, result = trained
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    held = backtest_rows(shuffled, result.backtest)
+    rows = result.backtest.rows
+    assert held["customer_id"].tolist() == rows["customer_id"].tolist()
+    assert held["cutoff"].tolist() == rows["cutoff"].tolist()
+    assert held["label"].tolist() == rows["label"].tolist()
+    scored = result.backtest.with_scores({"again": result.model.predict_proba(held[NAMES])[:, 1]})
+    assert scored.metrics["again"].roc_auc > 0.8  # the refit model on rows it was fitted on
+    assert held["plan"].dtype == frame["plan"].dtype
 
 
 def test_the_best_candidate_ships_refit_on_every_cutoff(trained) -> None:

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 import churnmodel as cm
@@ -23,20 +22,37 @@ RAW = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.5, 0.7, 0.9])
 LABELS = np.array([0, 0, 1, 0, 0, 1, 1, 1])
 
 
-def test_isotonic_calibrator_matches_scikit_learn_as_plain_numbers() -> None:
+def test_isotonic_calibrator_interpolates_shrunk_block_rates() -> None:
+    """Blocks of the isotonic fit on RAW/LABELS, each (mean score, (churners + rate) / (rows + 1)).
+
+    Pooled adjacent violators give [0, 0], [1, 0, 0] (pooled to 1/3) and
+    [1, 1, 1]; the overall rate is 4/8. Points: (0.075, 0.5/3),
+    (0.95/3, 1.5/4), (0.7, 3.5/4); between them the curve is linear.
+    """
     calibrator = Calibrator.fit("isotonic", RAW, LABELS)
-    reference = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(RAW, LABELS)
-    probe = np.array([0.0, 0.07, 0.25, 0.33, 0.6, 1.0])
-    assert np.allclose(calibrator.apply(probe), reference.predict(probe), atol=1e-12)
-    # pooled adjacent violators: (1, 0, 0) at 0.2-0.35 pools to 1/3
-    assert calibrator.apply(np.array([0.3]))[0] == pytest.approx(1 / 3)
+    assert calibrator.x == pytest.approx((0.075, 0.85 / 3, 0.7))
+    assert calibrator.y == pytest.approx((0.5 / 3, 1.5 / 4, 3.5 / 4))
+    probe = np.array([0.0, 0.075, 0.5, 0.7, 1.0])
+    middle = 1.5 / 4 + (0.5 - 0.85 / 3) / (0.7 - 0.85 / 3) * (3.5 / 4 - 1.5 / 4)
+    assert calibrator.apply(probe) == pytest.approx([0.5 / 3, 0.5 / 3, middle, 3.5 / 4, 3.5 / 4])
     assert Calibrator.from_dict(calibrator.to_dict()) == calibrator
+
+
+def test_no_calibration_says_certain_or_merges_distinct_scores() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(size=5_000)
+    labels = (rng.uniform(size=5_000) < raw**3).astype(int)  # perfect separation in the tails
+    for kind in ("platt", "isotonic"):
+        calibrated = Calibrator.fit(kind, raw, labels).apply(raw)
+        assert calibrated.min() > 0 and calibrated.max() < 1, kind
+    platt = Calibrator.fit("platt", raw, labels).apply(raw)
+    assert len(np.unique(platt)) == len(np.unique(raw))  # the ranking is kept whole
 
 
 def test_platt_calibrator_matches_a_logistic_fit_on_the_logit() -> None:
     calibrator = Calibrator.fit("platt", RAW, LABELS)
     logit = np.log(RAW / (1 - RAW))[:, None]
-    reference = LogisticRegression().fit(logit, LABELS)
+    reference = LogisticRegression(C=1e6).fit(logit, LABELS)
     assert np.allclose(calibrator.apply(RAW), reference.predict_proba(logit)[:, 1], atol=1e-12)
     assert np.array_equal(Calibrator.fit("none", RAW, LABELS).apply(RAW), RAW)
 
@@ -84,7 +100,7 @@ def test_text_columns_and_unseen_categories_are_scored_like_missing(bundle) -> N
 def test_a_changed_file_fails_the_sha256_check(bundle, tmp_path) -> None:
     folder = save_bundle(bundle[0], tmp_path / "bundle")
     calibration = folder / "calibrator.json"
-    calibration.write_text(calibration.read_text().replace('"isotonic"', '"platt"'))
+    calibration.write_text(calibration.read_text().replace('"platt"', '"isotonic"'))
     with pytest.raises(ModelError, match=r"calibrator.json expected sha256 [0-9a-f]{64}, got"):
         load_bundle(folder)
 

@@ -16,22 +16,42 @@ from churnmodel.outreach.build import (
     segment_labels,
     value_12m,
 )
-from churnmodel.outreach.reasons import explain
+from churnmodel.outreach.reasons import Typical, explain, risk_reference, typical_values
 
 NAN = math.nan
 
 
-def test_top_share_tiers_are_exact_counts_with_ties_broken_by_position() -> None:
+def test_top_share_tiers_take_everyone_tied_with_their_last_customer() -> None:
     probability = np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.2, 0.5, 0.05, 0.15, 0.25])
     tiers = risk_tiers(probability, OutreachConfig(high=0.1, medium=0.3))
-    # top 1 of 10 is high; the next 2 (0.7 and the first 0.5) are medium
-    assert list(tiers) == ["high", "low", "medium", "medium", *["low"] * 6]
+    # top 1 of 10 is high; the next 2 are 0.7 and a 0.5, and the other 0.5 comes along
+    assert list(tiers) == [
+        "high",
+        "low",
+        "medium",
+        "medium",
+        "low",
+        "low",
+        "medium",
+        "low",
+        "low",
+        "low",
+    ]
 
 
-def test_top_share_ties_go_to_the_higher_value() -> None:
-    probability = np.array([1.0, 1.0, 1.0, 0.2])
-    tiers = risk_tiers(probability, OutreachConfig(high=0.25, medium=0.5), np.array([5, 50, 9, 0]))
-    assert list(tiers) == ["low", "high", "medium", "low"]  # 50 first, then 9, then 5
+def test_no_probability_is_split_between_two_tiers() -> None:
+    rng = np.random.default_rng(0)
+    probability = rng.choice([0.964789, 0.5, 0.2, 0.01], size=1_000, p=[0.15, 0.2, 0.3, 0.35])
+    tiers = pd.Series(risk_tiers(probability, OutreachConfig(high=0.05, medium=0.2)))
+    assert tiers.groupby(probability, observed=True).nunique().max() == 1
+    assert (tiers == "high").sum() >= 50  # the share is a floor, ties are added
+
+
+def test_top_share_tiers_are_exact_without_ties() -> None:
+    probability = np.linspace(0.01, 0.99, 100)
+    tiers = pd.Series(risk_tiers(probability, OutreachConfig(high=0.05, medium=0.2)))
+    assert tiers.value_counts().to_dict() == {"low": 80, "medium": 15, "high": 5}
+    assert risk_tiers(np.array([]), OutreachConfig()).size == 0
 
 
 def test_probability_tiers_use_thresholds() -> None:
@@ -152,12 +172,12 @@ def test_reasons_quote_the_customers_numbers_in_order_of_contribution() -> None:
         "Gave NPS 3 20 days ago",
         "Login down 70 % vs the previous 90 days",
     ]
-    assert result.actions[0] == "loyalty or win-back offer"
-    # no usual gap known: the plainer rule; only three features pushed risk up
+    assert result.actions[0] == "re-engagement campaign"
+    # no usual gap known: the plainer rule; the plan pushed risk up but is who they are
     assert result.reasons[1] == [
         "New customer: joined 35 days ago",
         "No purchase for 94 days",
-        "Customer plan: premium",
+        "",
     ]
     assert result.actions[1] == "onboarding help"
 
@@ -171,8 +191,107 @@ def test_configured_rules_come_first_and_only_positive_pushes_count() -> None:
     assert result.actions[0] == "call"
 
 
-def test_missing_values_read_as_none_on_record() -> None:
-    features = frame([{"days_since_last_tx": NAN, "plan": None}])
-    contributions = pd.DataFrame([[0.3, 0, 0, 0, 0, 0, 0.1]], columns=features.columns)
+def test_missing_values_are_reasons_only_through_a_rule_that_says_what_they_mean() -> None:
+    features = frame([{"days_since_last_tx": NAN, "tx_gap_mean_days": NAN, "plan": None}])
+    contributions = pd.DataFrame([[0.3, 0.2, 0, 0, 0, 0, 0.1]], columns=features.columns)
     result = explain(contributions, features, SPECS)
-    assert result.reasons[0][:2] == ["No purchase on record", "Customer plan: none on record"]
+    assert result.reasons[0] == ["No purchase on record", "", ""]
+
+
+BEHAVIOUR = [
+    FeatureSpec("ev_login_count_365d", "engagement", "Login events in the last 365 days"),
+    FeatureSpec("ev_error_count_30d", "engagement", "Error events in the last 30 days"),
+    FeatureSpec("days_since_last_event", "engagement", "Days since the last event"),
+    FeatureSpec("ev_error_per_login_30d", "engagement", "Errors per login, last 30 days"),
+    FeatureSpec("tenure_days", "profile", "Days since signup"),
+    FeatureSpec("billing", "profile", "Customer billing", "category"),
+]
+TYPICAL = {
+    "ev_login_count_365d": Typical(60.0, "low"),  # fewer logins: more churn
+    "ev_error_count_30d": Typical(2.0, "high"),  # more errors: more churn
+    "days_since_last_event": Typical(5.0, "high"),
+    "ev_error_per_login_30d": Typical(0.05, "high"),
+    "tenure_days": Typical(400.0, "low"),
+}
+
+
+def test_only_values_on_the_risky_side_of_typical_are_reasons() -> None:
+    """The issue's examples: 88 logins, 761 days a customer and monthly billing explain nothing."""
+    features = pd.DataFrame(
+        {
+            "ev_login_count_365d": [88.0, 20.0, 88.0, 88.0],
+            "ev_error_count_30d": [12.0, 0.0, 0.0, 0.0],
+            "days_since_last_event": [40.0, 1.0, 1.0, 1.0],
+            "ev_error_per_login_30d": [0.5, 0.0, 0.0, 0.0],
+            "tenure_days": [761.0, 761.0, 761.0, 761.0],
+            "billing": ["monthly", "annual", "monthly", "annual"],
+        }
+    )
+    contributions = pd.DataFrame(
+        [
+            [0.9, 0.3, 0.5, 0.2, 0.8, 0.7],  # every push up, only three on the risky side
+            [-0.1, 0.0, 0.0, 0.0, 0.0, 0.0],  # 20 logins pushed risk down: no reason from it
+            [0.4, 0.0, 0.0, 0.0, 0.3, 0.2],  # nothing on the risky side but the billing push
+            [-0.2, -0.1, -0.1, 0.0, -0.3, -0.1],  # nothing raised the risk
+        ],
+        columns=features.columns,
+    )
+    result = explain(contributions, features, BEHAVIOUR, typical=TYPICAL)
+    assert result.reasons[0] == [
+        "Not seen in the product for 40 days (typical 5)",
+        "12 Error events in the last 30 days (typical 2)",
+        "Errors per login, last 30 days: 0.5 (typical 0.05)",
+    ]
+    assert result.actions[0] == "re-engagement campaign"
+    assert result.reasons[2][0] == "Customer billing: monthly, where churn runs higher than usual"
+    assert result.actions[2] == "retention offer"
+    fallback = "Higher risk from the overall pattern; no single behaviour stands out"
+    assert result.reasons[1][0] == result.reasons[3][0] == fallback
+    assert all(r[1:] == ["", ""] for r in result.reasons[1:])
+
+
+def test_actions_follow_the_kind_of_the_strongest_reason() -> None:
+    features = pd.DataFrame(
+        {
+            "ev_login_count_365d": [10.0, 10.0],
+            "ev_error_count_30d": [9.0, 9.0],
+            "days_since_last_event": [1.0, 1.0],
+            "ev_error_per_login_30d": [0.0, 0.0],
+            "tenure_days": [30.0, 500.0],
+            "billing": ["monthly", "monthly"],
+        }
+    )
+    contributions = pd.DataFrame(
+        [[0.1, 0.2, 0, 0, 0.9, 0], [0.1, 0.2, 0, 0, 0.9, 0]], columns=features.columns
+    )
+    result = explain(contributions, features, BEHAVIOUR, typical=TYPICAL)
+    assert result.reasons[0][0] == "New customer: joined 30 days ago"
+    assert result.actions == ["onboarding help", "support follow-up"]  # errors, then logins
+    assert result.reasons[1][:2] == [
+        "9 Error events in the last 30 days (typical 2)",
+        "10 Login events in the last 365 days (typical 60)",
+    ]
+
+
+def test_risk_reference_holds_the_median_and_the_side_churn_is_on() -> None:
+    frame = pd.DataFrame(
+        {
+            "rises_with_churn": [1.0, 2.0, 3.0, 4.0, 10.0, 11.0],
+            "falls_with_churn": [9.0, 8.0, 7.0, 6.0, 1.0, 0.0],
+            "unrelated": [1.0, 2.0, 1.0, 1.0, 2.0, 1.0],
+            "plan": pd.Categorical(list("abcabc")),
+            "label": [0, 0, 0, 1, 1, 1],
+        }
+    )
+    specs = [
+        FeatureSpec("rises_with_churn", "t", "x"),
+        FeatureSpec("falls_with_churn", "t", "x"),
+        FeatureSpec("unrelated", "t", "x"),
+        FeatureSpec("plan", "t", "x", "category"),
+    ]
+    reference = risk_reference(frame, specs)
+    assert reference == {
+        "rises_with_churn": {"median": 3.5, "risky": "high"},
+        "falls_with_churn": {"median": 6.5, "risky": "low"},
+    }  # "unrelated": rank correlation 0; categories have no side
+    assert typical_values(reference)["falls_with_churn"] == Typical(6.5, "low")

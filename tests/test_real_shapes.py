@@ -81,9 +81,13 @@ def test_names_only_config_trains_scores_and_never_loses_to_a_baseline(tmp_path,
     )
     assert scored.exit_code == 0, scored.output
     listed = pd.read_parquet(out / "outreach.parquet")
-    not_scored = pd.read_csv(out / "not_scored.csv", dtype={"customer_id": str})
+    left_out = [
+        pd.read_csv(out / name, dtype={"customer_id": str})["customer_id"]
+        for name in ("not_scored.csv", "winback.csv")
+    ]
     everyone = set().union(*(set(t["customer_id"].astype(str)) for t in tables(data).values()))
-    assert set(listed["customer_id"]) | set(not_scored["customer_id"]) == everyone
+    assert set(listed["customer_id"]).union(*left_out) == everyone
+    assert len(listed) + sum(len(ids) for ids in left_out) == len(everyone)
     assert listed["churn_probability"].between(0, 1).all()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -13,10 +14,11 @@ from typer.testing import CliRunner
 import churnmodel as cm
 from churnmodel.cli import app
 from churnmodel.data.simulate import SimulationParams, write_simulation
-from churnmodel.outreach.build import COLUMNS
+from churnmodel.outreach.build import list_columns
 from churnmodel.outreach.export import OUTPUTS
+from churnmodel.registry.bundle import load_bundle, locate_bundle
 from churnmodel.workflows import score, write_score_outputs
-from tests.conftest import assert_modes_follow_the_umask
+from tests.conftest import assert_modes_follow_the_umask, assert_page_looks_right
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 runner = CliRunner()
@@ -80,22 +82,52 @@ def input_customers(data: Path) -> set[str]:
 def test_the_list_is_complete_ranked_and_explained(trained, scored) -> None:
     outreach = pd.read_parquet(scored / "outreach.parquet")
     not_scored = pd.read_csv(scored / "not_scored.csv", encoding="utf-8-sig", dtype=str)
-    assert list(outreach.columns) == COLUMNS
+    # who the customer is comes along, so the team can filter without a join
+    attributes = ["plan", "country", "channel", "billing"]
+    assert list(outreach.columns) == list_columns({a: a for a in attributes})
+    customers = pd.read_parquet(trained / "data" / "customers.parquet").set_index("customer_id")
+    shown = outreach.set_index("customer_id")[attributes]
+    pd.testing.assert_frame_equal(
+        shown, customers.loc[shown.index, attributes].astype(object), check_dtype=False
+    )
     assert outreach["value_at_risk"].is_monotonic_decreasing
     assert outreach["churn_probability"].between(0, 1).all()
     assert outreach["customer_id"].is_unique
-    # every input customer is either scored or listed with a reason, never both
+    # every input customer is scored, on the win-back list, or not scored with a reason: once
+    winback = pd.read_csv(scored / "winback.csv", encoding="utf-8-sig", dtype={"customer_id": str})
     scored_ids, left_out = set(outreach["customer_id"]), set(not_scored["customer_id"])
-    assert scored_ids.isdisjoint(left_out)
-    assert scored_ids | left_out == input_customers(trained / "data")
+    lapsed = set(winback["customer_id"])
+    assert len(scored_ids) + len(left_out) + len(lapsed) == len(input_customers(trained / "data"))
+    assert scored_ids | left_out | lapsed == input_customers(trained / "data")
     assert not_scored["reason"].str.len().gt(0).all()
-    # reasons where promised (the high tier), each with the customer's own numbers
+    assert not not_scored["reason"].str.startswith("inactive").any()
+    # the win-back list: lapsed customers by past value, each with the day they were last seen
+    assert len(winback) > 0 and (winback["action"] == "win-back offer").all()
+    assert winback["value_last_12m"].is_monotonic_decreasing
+    as_of = pd.Timestamp(outreach["as_of"].iloc[0]).tz_localize(None)
+    days = (as_of - pd.to_datetime(winback["last_activity"])).dt.days
+    since = winback["days_since_last_activity"]
+    pd.testing.assert_series_equal(days, since, check_names=False, check_dtype=False)
+    window = load_bundle(locate_bundle(trained / "models")).config.label.active_window_days
+    assert (since.dropna() > window).all()  # inactive for the whole window
+    assert since.notna().mean() > 0.5  # (no purchase ever: no last activity to show)
+    tx = pd.read_parquet(trained / "data" / "transactions.parquet")
+    first = winback.iloc[0]
+    theirs = tx[
+        (tx["customer_id"] == first["customer_id"]) & (tx["timestamp"] < as_of.tz_localize("UTC"))
+    ]
+    assert first["value_lifetime"] == pytest.approx(theirs["amount"].sum(), abs=0.01)
+    assert first["purchases"] == len(theirs)
+    # every row of the contacted tiers (high and medium) has a reason and an action
     explained = outreach[outreach["has_reasons"]]
-    assert set(explained["risk_tier"]) == {"high"}
-    assert len(explained) == (outreach["risk_tier"] == "high").sum()
-    assert explained["reason_1"].str.contains(r"\d").all()
+    assert set(explained["risk_tier"]) == {"high", "medium"}
+    assert len(explained) == outreach["risk_tier"].isin(["high", "medium"]).sum()
+    assert explained["reason_1"].str.len().gt(0).all()
+    assert explained["reason_1"].str.contains(r"\d").mean() > 0.9  # mostly the customer's numbers
     assert explained["action"].str.len().gt(0).all()
     assert (outreach.loc[~outreach["has_reasons"], "reason_1"] == "").all()
+    # no probability is split between two tiers
+    assert outreach.groupby("churn_probability")["risk_tier"].nunique().max() == 1
     assert (
         outreach["value_at_risk"] - outreach["churn_probability"] * outreach["value_12m"]
     ).abs().max() < 0.01
@@ -110,18 +142,28 @@ def test_reasons_quote_the_customers_own_numbers(trained) -> None:
     config = cm.load_config(trained / "churn.toml")
     run = score(config, model=str(trained / "models"))
     features = run.scores.frame.set_index("customer_id")
+    bundle = load_bundle(locate_bundle(trained / "models"))
+    explained = run.outreach[run.outreach["has_reasons"]]
+    rows = features.loc[explained["customer_id"], bundle.feature_names]
+    pushes = bundle.model.contributions(bundle.prepare(rows)).set_axis(rows.index)
     checked = 0
     patterns = {
         r"No purchase for (\d+) days": "days_since_last_tx",
         r"Not seen in the product for (\d+) days": "days_since_last_event",
+        r"(\d+) purchases in the last 90 days": "tx_count_90d",
     }
-    for row in run.outreach[run.outreach["has_reasons"]].itertuples():
+    for row in explained.itertuples():
         for text in (row.reason_1, row.reason_2, row.reason_3):
             for pattern, feature in patterns.items():
                 if match := re.match(pattern, text):
                     assert int(match.group(1)) == round(features.loc[row.customer_id, feature])
+                    # a reason always raised this customer's risk
+                    assert pushes.loc[row.customer_id, feature] > 0
                     checked += 1
     assert checked >= 10
+    # the ages and counts that describe who a customer is never explain why they leave
+    texts = explained[["reason_1", "reason_2", "reason_3"]].stack()
+    assert not texts.str.contains("Customer for|answers so far|Last NPS answer").any()
 
 
 def test_scoring_twice_gives_byte_identical_files(trained, scored) -> None:
@@ -130,6 +172,12 @@ def test_scoring_twice_gives_byte_identical_files(trained, scored) -> None:
     assert result.exit_code == 0, result.output
     for name in OUTPUTS:
         assert (scored / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_the_report_reads_well_in_a_real_browser(scored, tmp_path) -> None:
+    page = (scored / "report.html").read_text()
+    assert "How to read this list" in page and "Leading reason" in page
+    assert_page_looks_right(scored / "report.html", tmp_path)
 
 
 def test_the_list_and_the_exported_model_are_readable_as_the_umask_allows(trained, scored):
@@ -150,6 +198,27 @@ def test_export_cuts_a_shorter_list_in_the_same_order(scored) -> None:
     typo = invoke("export", *args, "--tier", "hihg")
     assert typo.exit_code == 2
     assert "--tier: unknown ['hihg']; expected some of high, medium, low" in typo.output
+
+
+def test_export_for_excel_in_germany(scored) -> None:
+    source = ["--from", str(scored / "outreach.parquet"), "--tier", "high"]
+    german = scored / "hoch.csv"
+    style = ["--csv-style", "german", "--headers", "de"]
+    result = invoke("export", *source, *style, "--out", str(german))
+    assert result.exit_code == 0, result.output
+    full = pd.read_parquet(scored / "outreach.parquet")
+    high = full[full["risk_tier"] == "high"].reset_index(drop=True)
+    back = pd.read_csv(german, sep=";", decimal=",", encoding="utf-8-sig", dtype={"Kunden-ID": str})
+    assert back["Kunden-ID"].tolist() == high["customer_id"].tolist()
+    assert back["Gefährdeter Wert"].tolist() == high["value_at_risk"].tolist()
+    workbook = scored / "hoch.xlsx"
+    result = invoke("export", *source, "--headers", "de", "--out", str(workbook))
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(workbook).active
+    assert sheet["A1"].value == "Kunden-ID" and sheet.max_row == len(high) + 1
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref is not None
+    wrong = invoke("export", *source, "--csv-style", "swiss", "--out", str(german))
+    assert wrong.exit_code == 2 and "expected one of international, german" in wrong.output
 
 
 @pytest.mark.parametrize(

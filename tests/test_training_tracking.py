@@ -90,7 +90,7 @@ def test_the_run_records_params_metrics_plots_candidates_and_model(first_trainin
 
     assert params["label.business"] == "contractual"  # decided from the data, logged as such
     assert params["label.horizon_days"] == "90"
-    assert params["model.calibration"] == "isotonic"
+    assert params["model.calibration"] == "platt"
     assert params["cutoffs.every"] == "1mo"
     assert params["data.observed_until"] == str(features.tables.observed_until)
     assert params["trained.winner"] == result.winner == tags["churnmodel.winner"]

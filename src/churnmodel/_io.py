@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,10 +82,23 @@ def write_parquet(
         pq.write_table(table, tmp)
 
 
-def write_csv(frame: pd.DataFrame, target: Path) -> Path:
-    """CSV a spreadsheet opens cleanly: UTF-8 with BOM, ISO dates, plain decimals."""
+def write_csv(frame: pd.DataFrame, target: Path, sep: str = ",", decimal: str = ".") -> Path:
+    """CSV a spreadsheet opens cleanly: UTF-8 with BOM, ISO dates, inert text cells.
+
+    Text that a spreadsheet would run as a formula (starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or CR) gets a leading ``'`` (OWASP's advice
+    for CSV injection); `sep` and `decimal` give, e.g., the German style.
+    """
     with atomic_path(target) as tmp:
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig", date_format="%Y-%m-%d")
+        neutralise(frame).to_csv(
+            tmp,
+            index=False,
+            encoding="utf-8-sig",
+            date_format="%Y-%m-%d",
+            sep=sep,
+            decimal=decimal,
+            lineterminator="\r\n",  # Excel's own; a CR inside a cell is then quoted
+        )
     return target
 
 
@@ -94,3 +107,37 @@ def write_text(text: str, target: Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet run a text cell as a formula (OWASP, CSV injection)."""
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell a spreadsheet could run as a formula made inert."""
+    return map_text(frame, inert)
+
+
+def map_text(frame: pd.DataFrame, change: Callable[[object], object]) -> pd.DataFrame:
+    """A copy of `frame` with `change` applied to every cell of its text columns."""
+    out = frame.copy()
+    for column in out.columns:
+        if is_text(out[column]):
+            out[column] = out[column].map(change)
+    return out
+
+
+def inert(value: object) -> object:
+    """`value` with a leading ``'`` when it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def is_text(values: pd.Series) -> bool:
+    """Object, string or categorical: the columns that may hold a formula-like text."""
+    return bool(
+        pd.api.types.is_object_dtype(values)
+        or pd.api.types.is_string_dtype(values)
+        or isinstance(values.dtype, pd.CategoricalDtype)
+    )

@@ -33,6 +33,7 @@ from churnmodel.kpi import overall, write_kpis
 from churnmodel.model.evaluate import Metrics
 from churnmodel.outreach.build import TIERS, tier_summary
 from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
+from churnmodel.outreach.people import CsvStyle, Headers
 from churnmodel.spark_scoring import SparkScores
 from churnmodel.starter import Starter, attribute_notes, inspect_data, render_toml
 from churnmodel.tracking.runs import tracking_uri
@@ -55,7 +56,8 @@ from churnmodel.workflows import (
 )
 
 app = typer.Typer(
-    help="Customer churn prediction: simulate, build features, train, evaluate, score, export.",
+    help="Customer churn prediction: find your data's settings, build features, train, "
+    "evaluate, score, export lists, monitor the model and compute retention KPIs.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -108,18 +110,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logging.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show debug logging.", metavar="")
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
-            "--quiet", "-q", help="Only warnings and errors; no summary tables (for schedulers)."
+            "--quiet",
+            "-q",
+            help="Only warnings and errors; no summary tables (for schedulers).",
+            metavar="",
         ),
     ] = False,
     log_json: Annotated[
-        bool, typer.Option("--log-json", help="Log one JSON object per line to stderr.")
+        bool, typer.Option("--log-json", help="Log one JSON object per line to stderr.", metavar="")
     ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Customer churn prediction from transactions and engagement events."""
@@ -131,6 +141,9 @@ def main(
     if log_json:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLines())
+    elif not console.is_terminal:  # a log file: plain lines, no padding to the table width
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("ibis", "sqlglot", "urllib3", "alembic", "py4j"):
@@ -184,7 +197,9 @@ def init_command(
     transactions: TableOption = None,
     events: TableOption = None,
     churn: TableOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing config.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing config.", metavar="")
+    ] = False,
 ) -> None:
     """Find the tables in a folder, show what the data holds, and write a starter churn.toml.
 
@@ -359,7 +374,10 @@ def train_command(
         int, typer.Option(min=0, help="Optuna trials (each a LightGBM backtest) before training.")
     ] = 0,
     force_promote: Annotated[
-        bool, typer.Option("--force-promote", help="Make the new version champion regardless.")
+        bool,
+        typer.Option(
+            "--force-promote", help="Make the new version champion regardless.", metavar=""
+        ),
     ] = False,
     engine: EngineOption = None,
     spark_master: SparkMasterOption = None,
@@ -500,7 +518,7 @@ def score_command(
         else:
             run = score(run_config, model, date, progress=lambda msg: status.update(msg))
             status.update(f"writing {out_dir}")
-            paths = write_score_outputs(run, out_dir)
+            paths = write_score_outputs(run, out_dir, run_config.outreach)
     if run_config.data.engine == "spark":
         _print_spark_summary(spark_run)
     else:
@@ -628,7 +646,7 @@ def kpis_command(
 
     Writes kpis.csv/.parquet (one row per period and segment), cohorts.csv/.parquet
     (one row per signup cohort and month since signup), a PNG per chart and
-    kpis.html. Definitions: README, section KPIs.
+    kpis.html. Definitions: docs/kpis.md.
     """
     run_config = _run_config(
         config, engine, spark_master, kpi={"period": period, "segments": by, "margin": margin}
@@ -682,27 +700,65 @@ def export_command(
         Path, typer.Option("--from", help="The full list written by `score`.")
     ] = Path("out/outreach.parquet"),
     out_path: Annotated[
-        Path, typer.Option("--out", help="The shorter list, .csv or .parquet.")
+        Path,
+        typer.Option("--out", help="The shorter list: .csv, .xlsx (Excel) or .parquet."),
     ] = Path("out/outreach_top.csv"),
     top: Annotated[int | None, typer.Option(min=1, help="Keep the first N rows.")] = None,
     min_probability: Annotated[
         float | None, typer.Option(min=0, max=1, help="Keep churn_probability >= this.")
     ] = None,
     tier: Annotated[
-        list[str] | None, typer.Option(help="Keep these risk tiers (repeatable).")
+        list[str] | None,
+        typer.Option(help="Keep these risk tiers (repeatable).", metavar="high|medium|low"),
     ] = None,
     segment: Annotated[
-        list[str] | None, typer.Option(help="Keep these segments (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Keep these segments (repeatable).", metavar="new|high-value|at-risk|regular"
+        ),
     ] = None,
+    csv_style: Annotated[
+        str,
+        typer.Option(
+            help="international (, and decimal point) or german (; and decimal comma, "
+            "for Excel with a German locale)."
+        ),
+    ] = "international",
+    headers: Annotated[
+        str,
+        typer.Option(help="Column headers: names (machine names), en or de (words)."),
+    ] = "names",
 ) -> None:
-    """Cut a shorter list (by value at risk) from the full outreach list."""
+    """Cut a shorter list (by value at risk) from the full outreach list.
+
+    Text cells that a spreadsheet would run as a formula are written with a
+    leading ' in the csv and xlsx files.
+    """
+    style, words = (
+        _choice("--csv-style", csv_style, CSV_STYLES),
+        _choice("--headers", headers, HEADERS),
+    )
     full = read_outreach(source)
     selected = filter_outreach(full, top, min_probability, tier, segment)
-    write_list(selected, out_path)
+    write_list(selected, out_path, style, words)
     value = selected["value_at_risk"].sum()
     out.print(
         f"{len(selected):,} of {len(full):,} customers (value at risk {value:,.2f}) "
         f"-> [bold]{out_path}[/]"
+    )
+
+
+CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")
+HEADERS: tuple[Headers, ...] = ("names", "en", "de")
+C = TypeVar("C", bound=str)
+
+
+def _choice(option: str, given: str, allowed: tuple[C, ...]) -> C:
+    for value in allowed:
+        if given == value:
+            return value
+    raise typer.BadParameter(
+        f"expected one of {', '.join(allowed)}, got {given!r}", param_hint=option
     )
 
 

@@ -220,7 +220,7 @@ class ModelConfig(_Strict):
     """
 
     learning_rate: float = Field(0.05, gt=0, le=1)
-    # small, regularised trees: measured best on ~100 churners per cutoff (README, Training)
+    # small, regularised trees: measured best on ~100 churners per cutoff (docs/training.md)
     num_leaves: int = Field(7, ge=2)
     min_child_samples: int = Field(100, ge=1)
     feature_fraction: float = Field(0.5, gt=0, le=1)
@@ -235,7 +235,8 @@ class ModelConfig(_Strict):
     early_stopping_rounds: int = Field(50, ge=1)
     # inverse L2 strength of the logistic regression candidate (standardised features)
     logistic_c: float = Field(0.01, gt=0)
-    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    # platt: strictly monotone, never 0 or 1 (see model/calibration.py for the measurements)
+    calibration: Literal["isotonic", "platt", "none"] = "platt"
     seed: int = 0
     # no longer used (the backtest replaced the validation cutoff); accepted so older configs load
     validation: int | None = Field(None, ge=1)
@@ -260,8 +261,8 @@ class ReasonRule(_Strict):
     below: float | None = None
 
 
-def _high_tier_only() -> list[Tier]:
-    return ["high"]
+def _contacted_tiers() -> list[Tier]:
+    return ["high", "medium"]
 
 
 class OutreachConfig(_Strict):
@@ -272,13 +273,20 @@ class OutreachConfig(_Strict):
     tiers: Literal["top_share", "probability"] = "top_share"
     high: float = Field(0.05, gt=0, le=1)
     medium: float = Field(0.20, gt=0, le=1)
-    # TreeSHAP costs ~1000x a prediction: reasons only for these tiers, at most this many rows
-    reason_tiers: list[Tier] = Field(default_factory=_high_tier_only)
-    max_reason_rows: int = Field(10_000, ge=0)
+    # the tiers the team contacts: every row in them gets reasons and an action, up to
+    # max_reason_rows (TreeSHAP costs ~1000x a prediction; beyond the cap, a warning)
+    reason_tiers: list[Tier] = Field(default_factory=_contacted_tiers)
+    max_reason_rows: int = Field(100_000, ge=0)
     new_customer_days: int = Field(90, gt=0)
     high_value_share: float = Field(0.2, gt=0, le=1)
     # checked before the built-in rules; first applicable rule wins
     reasons: list[ReasonRule] = Field(default_factory=list)
+    # the csv files people open: "german" for Excel with a German locale (; and decimal comma)
+    csv_style: Literal["international", "german"] = "international"
+    # csv headers: "names" (machine names, read back by every command), "en" or "de" words
+    headers: Literal["names", "en", "de"] = "names"
+    # shown after money in the report (e.g. "EUR" or "€"); the amounts' own currency
+    currency: str = ""
 
     @model_validator(mode="after")
     def _ordered_tiers(self) -> OutreachConfig:

@@ -29,6 +29,7 @@ from churnmodel.engine import collect
 from churnmodel.errors import CutoffError, ModelError
 from churnmodel.features.catalog import FeatureSpec
 from churnmodel.features.matrix import build_feature_matrix
+from churnmodel.pointintime import day_number, day_number_of
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.timeline import build_spine
 
@@ -48,8 +49,9 @@ class Scores:
     as_of: dt.date
     frame: pd.DataFrame  # customer_id, cutoff, features..., churn_probability
     specs: tuple[FeatureSpec, ...]
-    not_scored: pd.DataFrame  # customer_id, reason
+    not_scored: pd.DataFrame  # customer_id, reason (the lapsed ones too)
     unseen_categories: dict[str, int]  # feature -> rows scored as missing
+    winback: pd.DataFrame | None = None  # the lapsed ones, as `winback_customers`
 
     @property
     def input_customers(self) -> int:
@@ -122,8 +124,10 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     probability = pd.Series(bundle.predict(frame), index=frame.index, name="churn_probability")
     frame = pd.concat([frame, probability], axis=1)
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
-    not_scored = collect(not_scored_customers(tables, as_of, config, scored))
-    return Scores(as_of, frame, matrix.specs, not_scored, unseen)
+    left_out = not_scored_customers(tables, as_of, config, scored)
+    not_scored = collect(left_out)
+    winback = collect(winback_customers(tables, as_of, config, left_out))
+    return Scores(as_of, frame, matrix.specs, not_scored, unseen, winback)
 
 
 def nothing_eligible(as_of: dt.date, not_scored: Mapping[str, int]) -> CutoffError:
@@ -183,10 +187,7 @@ def not_scored_customers(
     no_history = facts.first_seen.isnull()
     if contractual:  # a contractual customer needs no activity, only a customers row
         no_history &= ~has_customer_row
-    inactive = NOT_SCORED_REASONS["inactive"].format(
-        activity="purchase" if config.label.activity == "transactions" else "activity",
-        days=config.label.active_window_days,
-    )
+    inactive = inactive_reason(config)
     branches = [
         (facts.signup_date.notnull() & (facts.signup_date >= cutoff), NOT_SCORED_REASONS["signup"]),
         (facts.churn_date.notnull() & (facts.churn_date < cutoff), NOT_SCORED_REASONS["churned"]),
@@ -196,6 +197,74 @@ def not_scored_customers(
     ]
     reason = ibis.cases(*branches, else_="not eligible at the scoring date")
     return facts.select("customer_id", reason=reason).order_by("customer_id")
+
+
+WINBACK_ACTION = "win-back offer"
+WINBACK_COLUMNS = [
+    "customer_id",
+    "as_of",
+    "last_activity",
+    "days_since_last_activity",
+    "value_last_12m",
+    "value_lifetime",
+    "purchases",
+    "action",
+]
+
+
+def inactive_reason(config: RunConfig) -> str:
+    """The not-scored reason of lapsed customers, who go to the win-back list instead."""
+    return NOT_SCORED_REASONS["inactive"].format(
+        activity="purchase" if config.label.activity == "transactions" else "activity",
+        days=config.label.active_window_days,
+    )
+
+
+def winback_customers(
+    tables: ValidatedTables, as_of: dt.date, config: RunConfig, not_scored: ibis.Table
+) -> ibis.Table:
+    """The lapsed customers (not scored: inactive), best first for a win-back campaign.
+
+    Each with the last activity before the scoring date, net spend in the
+    year before it and in all, and purchases; ranked by the year's spend,
+    then lifetime spend, then id. Without transactions the values are null.
+    An expression, like `not_scored_customers`, so each engine computes it.
+    """
+    cutoff = dt.datetime.combine(as_of, dt.time())
+    lapsed = not_scored.filter(not_scored.reason == inactive_reason(config)).select("customer_id")
+    facts = _customer_facts(tables, config, cutoff)
+    out = lapsed.left_join(facts, "customer_id").select(lapsed.customer_id, facts.last_active)
+    tx = tables.tables.get("transactions")
+    if tx is not None:
+        before = tx.timestamp < cutoff
+        year = before & (tx.timestamp >= cutoff - dt.timedelta(days=365))
+        amount = tx.amount.cast("float64")
+        spend = tx.group_by("customer_id").aggregate(
+            value_last_12m=amount.sum(where=year),
+            value_lifetime=amount.sum(where=before),
+            purchases=tx.count(where=before),
+        )
+        out = out.left_join(spend, "customer_id").select(
+            *out.columns, "value_last_12m", "value_lifetime", "purchases"
+        )
+    else:
+        out = out.mutate(
+            value_last_12m=ibis.null("float64"),
+            value_lifetime=ibis.null("float64"),
+            purchases=ibis.null("int64"),
+        )
+    out = out.mutate(
+        as_of=ibis.literal(as_of),
+        last_activity=out.last_active.date(),
+        days_since_last_activity=day_number_of(as_of) - day_number(out.last_active),
+        value_last_12m=out.value_last_12m.fill_null(0.0).round(2),
+        value_lifetime=out.value_lifetime.fill_null(0.0).round(2),
+        purchases=out.purchases.fill_null(0),
+        action=ibis.literal(WINBACK_ACTION),
+    )
+    return out.select(*WINBACK_COLUMNS).order_by(
+        [ibis.desc("value_last_12m"), ibis.desc("value_lifetime"), "customer_id"]
+    )
 
 
 def _customer_facts(tables: ValidatedTables, config: RunConfig, cutoff: dt.datetime) -> ibis.Table:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,23 +38,38 @@ from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import cache, spark_to_arrow, to_spark
 from churnmodel.features.matrix import add_derived, derived_specs, feature_families, feature_table
 from churnmodel.outreach.build import (
-    COLUMNS,
     LIST_ASCENDING,
     LIST_ORDER,
     REASONS,
     SEGMENTS,
     TIERS,
+    attribute_columns,
     explain_rows,
     high_value_rank,
+    list_columns,
     row_figures,
     tier_sizes,
+    warn_if_capped,
 )
 from churnmodel.outreach.report import BINS, ReportData, render_report
 from churnmodel.registry.bundle import ModelBundle
-from churnmodel.scoring import check_columns, not_scored_customers, nothing_eligible
+from churnmodel.scoring import (
+    check_columns,
+    inactive_reason,
+    not_scored_customers,
+    nothing_eligible,
+    winback_customers,
+)
 from churnmodel.timeline import build_spine
 
-OUTPUTS = ("outreach", "outreach_top.csv", "not_scored", "report.html", "summary.json")
+OUTPUTS = (
+    "outreach",
+    "outreach_top.csv",
+    "not_scored",
+    "winback",
+    "report.html",
+    "summary.json",
+)
 ROW_SCHEMA = (
     "customer_id string, churn_probability double, health_score long, value_12m double, "
     "value_at_risk double, probability double, new boolean"
@@ -105,11 +121,14 @@ def score_on_spark(
         figures = persist(_row_figures(features, bundle, config))
         rows = figures.count()
         eligible = spine.select("customer_id")
-        not_scored = persist(to_spark(not_scored_customers(tables, as_of, bundle.config, eligible)))
+        left_out = not_scored_customers(tables, as_of, bundle.config, eligible)
+        not_scored = persist(to_spark(left_out))
         not_scored_counts = _count_by_reason(not_scored)
+        winback = to_spark(winback_customers(tables, as_of, bundle.config, left_out))
         if not rows:
             raise nothing_eligible(as_of, not_scored_counts)
         listed = persist(_ranked(figures, rows, config))
+        attributes = attribute_columns(bundle)
         outreach = persist(
             listed.join(_reasons(listed, features, bundle, config), "customer_id", "left")
             .withColumn("has_reasons", F.col("action").isNotNull())
@@ -117,16 +136,20 @@ def score_on_spark(
             # naive, like every timestamp in churnmodel (parquet without a time zone)
             .withColumn("as_of", F.lit(str(as_of)).cast("timestamp_ntz"))
             .withColumn("model_version", F.lit(model_version))
-            .select(*COLUMNS)
+            .join(features.select("customer_id", *_renamed(attributes)), "customer_id", "left")
+            .select(*list_columns(attributes))
         )
-        paths, top_rows = _write(outreach, not_scored, out_dir, top)
+        lapsed = inactive_reason(bundle.config)
+        still_not_scored = not_scored.filter(not_scored.reason != F.lit(lapsed))
+        paths, top_rows = _write(outreach, still_not_scored, winback, out_dir, top)
         report = _report_data(outreach, as_of, rows, top_rows)
     counts = {
         "input customers": rows + sum(not_scored_counts.values()),
         "scored": rows,
         **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
     }
-    write_text(render_report(report, counts, model_version, unseen), paths["report.html"])
+    page = render_report(report, counts, model_version, unseen, config.currency)
+    write_text(page, paths["report.html"])
     summary = {
         "as_of": str(as_of),
         "model": model_version,
@@ -159,6 +182,12 @@ def _unseen_categories(features: Any, bundle: ModelBundle) -> dict[str, int]:
     return {name: int(row[name]) for name in known if row[name]}
 
 
+def _renamed(attributes: dict[str, str]) -> list[Any]:
+    from pyspark.sql import functions as F
+
+    return [F.col(name).alias(column) for name, column in attributes.items()]
+
+
 def _row_figures(features: Any, bundle: ModelBundle, config: OutreachConfig) -> Any:
     """`row_figures` on every partition, with the bundle shipped to each executor once."""
     shared = features.sparkSession.sparkContext.broadcast(bundle)
@@ -180,28 +209,18 @@ def _ranked(figures: Any, rows: int, config: OutreachConfig) -> Any:
     Tiers by share and the high-value cut rank the whole list: a window
     without partitions, which Spark computes in one task.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    probability = F.col("probability")
+    probability = F.col("churn_probability")  # the shown one: equal numbers share a tier
     if config.tiers == "probability":
-        high, medium = probability >= config.high, probability >= config.medium
-        tier = F.when(high, "high").when(medium, "medium")
+        high_cut, medium_cut = config.high, config.medium
     else:
-        high_rows, medium_rows = tier_sizes(rows, config)
-        # ties go to the higher value, then to the earlier customer id
-        order = Window.orderBy(F.desc("probability"), F.desc("value_12m"), F.asc("customer_id"))
-        rank = F.row_number().over(order)
-        tier = F.when(rank <= high_rows, "high").when(rank <= medium_rows, "medium")
-    tiered = figures.withColumn("risk_tier", tier.otherwise("low"))
-    by_value = Window.orderBy(F.desc("value_12m"))
-    cut_rank = high_value_rank(rows, config.high_value_share)
-    cut_row = (
-        figures.select("value_12m", F.row_number().over(by_value).alias("rank"))
-        .filter(F.col("rank") == cut_rank)
-        .first()
+        high_cut, medium_cut = _kth_largest(figures, "churn_probability", tier_sizes(rows, config))
+    tier = F.when(probability >= F.lit(high_cut), "high").when(
+        probability >= F.lit(medium_cut), "medium"
     )
-    cut = cut_row["value_12m"] if cut_row is not None else float("inf")
+    tiered = figures.withColumn("risk_tier", tier.otherwise("low"))
+    (cut,) = _kth_largest(figures, "value_12m", (high_value_rank(rows, config.high_value_share),))
     high_value = (F.col("value_12m") >= F.lit(cut)) & (F.col("value_12m") > 0)
     segment = (
         F.when(F.col("new"), SEGMENTS[0])
@@ -210,6 +229,16 @@ def _ranked(figures: Any, rows: int, config: OutreachConfig) -> Any:
         .otherwise(SEGMENTS[3])
     )
     return tiered.withColumn("segment", segment).drop("probability", "new")
+
+
+def _kth_largest(frame: Any, column: str, ks: tuple[int, ...]) -> tuple[float, ...]:
+    """`outreach.build.kth_largest` of `column` for each k, from one ranking pass."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ranked = frame.select(column, F.row_number().over(Window.orderBy(F.desc(column))).alias("k"))
+    found = {r["k"]: r[column] for r in ranked.filter(F.col("k").isin(list(ks))).collect()}
+    return tuple(float(found[k]) if k in found else math.inf for k in ks)
 
 
 def _list_order() -> list[Any]:
@@ -223,12 +252,9 @@ def _list_order() -> list[Any]:
 
 def _reasons(listed: Any, features: Any, bundle: ModelBundle, config: OutreachConfig) -> Any:
     """reason_1..3 and action for the first `max_reason_rows` rows of the reason tiers."""
-    chosen = (
-        listed.filter(listed.risk_tier.isin(list(config.reason_tiers)))
-        .orderBy(*_list_order())
-        .limit(config.max_reason_rows)
-        .select("customer_id")
-    )
+    contacted = listed.filter(listed.risk_tier.isin(list(config.reason_tiers)))
+    warn_if_capped(contacted.count(), config)
+    chosen = contacted.orderBy(*_list_order()).limit(config.max_reason_rows).select("customer_id")
     rows = with_derived(_fetch(features.join(chosen, "customer_id")), bundle)
     columns = [*(f"reason_{i + 1}" for i in range(REASONS)), "action"]
     explained = (
@@ -250,9 +276,12 @@ def _count_by_reason(not_scored: Any) -> dict[str, int]:
 
 
 def _write(
-    outreach: Any, not_scored: Any, out_dir: Path, top: int
+    outreach: Any, not_scored: Any, winback: Any, out_dir: Path, top: int
 ) -> tuple[dict[str, Path], pd.DataFrame]:
-    """Write the datasets (each swapped in whole) and the top rows."""
+    """Write the datasets (each swapped in whole) and the top rows.
+
+    `not_scored` leaves out the lapsed customers, who are in `winback`.
+    """
     out_dir = Path(out_dir).resolve()
     paths = {name: out_dir / name for name in OUTPUTS}
     ordered = outreach.orderBy(*_list_order())
@@ -262,6 +291,8 @@ def _write(
         ordered.write.mode("overwrite").partitionBy("risk_tier").parquet(tmp.as_uri())
     with atomic_directory(paths["not_scored"]) as tmp:
         not_scored.write.mode("overwrite").parquet(tmp.as_uri())
+    with atomic_directory(paths["winback"]) as tmp:
+        winback.coalesce(1).write.mode("overwrite").parquet(tmp.as_uri())
     top_rows = _fetch(ordered.limit(top))
     write_csv(top_rows, paths["outreach_top.csv"])
     return paths, top_rows

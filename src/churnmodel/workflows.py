@@ -16,7 +16,7 @@ from ibis.backends.sql import SQLBackend
 from churnmodel import spark_scoring, tracking
 from churnmodel._html import write_png
 from churnmodel._io import atomic_directory, write_csv, write_parquet
-from churnmodel.config import RunConfig
+from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
 from churnmodel.discovery import DataFacts, gather_facts, resolve, resolve_label, table_facts
@@ -24,7 +24,7 @@ from churnmodel.engine import collect, connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
-from churnmodel.model.backtest import Backtest, plan_folds, run_backtest, scored_rows
+from churnmodel.model.backtest import Backtest, backtest_rows, plan_folds, run_backtest
 from churnmodel.model.candidates import candidate_set
 from churnmodel.model.evaluate import calibration_table, evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
@@ -41,6 +41,7 @@ from churnmodel.monitoring import (
 )
 from churnmodel.outreach import build_outreach, write_outreach
 from churnmodel.outreach.export import read_outreach
+from churnmodel.outreach.reasons import risk_reference
 from churnmodel.outreach.report import render_report, report_data
 from churnmodel.registry.bundle import ModelBundle, save_bundle
 from churnmodel.registry.promotion import (
@@ -187,11 +188,12 @@ def train(
         )
         config = config.model_copy(update={"model": tuned})
     tracking.use_tracking(config.mlflow)
-    step("scoring the current champion on the backtest rows")
-    champion = _score_champion(config, scored_rows(frame, folds))
     result = train_and_evaluate(
         frame, names, folds, config.model, config.features.windows_days, step
     )
+    held = backtest_rows(frame, result.backtest)
+    step("scoring the current champion on the backtest rows")
+    champion = _score_champion(config, held)
     backtest = result.backtest.with_scores(
         {"model": result.backtest.rows[result.winner]}
         | ({"champion": champion.scores} if champion.scores is not None else {})
@@ -207,11 +209,11 @@ def train(
         tracking.start_training_run(config) as run,
     ):
         scratch = Path(tmp)
-        held = scored_rows(frame, folds)
         _write_training_plots(result, held, scratch / "plots")
         facts = {
             **_training_facts(result, features.facts),
             "profile": feature_profile(frame, features.matrix.specs),
+            "reason_reference": risk_reference(frame, features.matrix.specs, config.model.seed),
             "bgnbd": features.matrix.bgnbd.to_dict() if features.matrix.bgnbd else None,
         }
         bundle = save_bundle(
@@ -350,13 +352,11 @@ def evaluate(
     config = features.config
     frame, names = features.matrix.frame, features.matrix.feature_names
     folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
-    held = scored_rows(frame, folds)
-    step(f"scoring {len(held):,} backtest rows with {label}")
-    scores = bundle.predict(held)
     baselines = [c for c in candidate_set(frame, names, config.features.windows_days) if c.baseline]
-    evaluation = run_backtest(frame, baselines, folds, config.model, step).with_scores(
-        {"model": scores}
-    )
+    backtest = run_backtest(frame, baselines, folds, config.model, step)
+    held = backtest_rows(frame, backtest)
+    step(f"scoring {len(held):,} backtest rows with {label}")
+    evaluation = backtest.with_scores({"model": bundle.predict(held)})
     with tempfile.TemporaryDirectory(prefix="churnmodel-evaluate-") as tmp:
         plots = Path(tmp)
         rows = evaluation.rows
@@ -618,8 +618,26 @@ def compute_kpis(
     return KpiRun(table, cohort_retention(tables, config.label), config.kpi.period, periods)
 
 
-def write_score_outputs(run: ScoreRun, out_dir: Path) -> dict[str, Path]:
-    """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically."""
+def write_score_outputs(
+    run: ScoreRun, out_dir: Path, files: OutreachConfig | None = None
+) -> dict[str, Path]:
+    """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically.
+
+    `files` (the config's `[outreach]`) sets the csv style and header words.
+    """
+    files = files or OutreachConfig()
     data = report_data(run.outreach)
-    report = render_report(data, run.counts(), run.model, run.scores.unseen_categories)
-    return write_outreach(run.outreach, run.scores.not_scored, report, out_dir)
+    unseen = run.scores.unseen_categories
+    report = render_report(data, run.counts(), run.model, unseen, files.currency)
+    winback = run.scores.winback
+    if winback is None:
+        winback = pd.DataFrame({"customer_id": pd.Series([], dtype="object")})
+    return write_outreach(
+        run.outreach,
+        run.scores.not_scored,
+        winback,
+        report,
+        out_dir,
+        files.csv_style,
+        files.headers,
+    )

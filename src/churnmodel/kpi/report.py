@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from churnmodel._html import image, page, table, write_png
+from churnmodel._html import compact_axis, decimals, image, page, table, write_png
 from churnmodel._io import write_csv, write_parquet, write_text
 from churnmodel.kpi.cohorts import Cohorts
 from churnmodel.kpi.retention import ALL
@@ -33,6 +33,28 @@ HEADLINE = [
     "ces",
     "survey_response_rate",
 ]
+
+
+HEADLINE_WORDS = {
+    "period": "Period",
+    "customers_start": "Customers at start",
+    "new_customers": "New",
+    "lost_customers": "Lost",
+    "customers_end": "Customers at end",
+    "retention_rate": "Retention %",
+    "churn_rate": "Churn %",
+    "aov": "Average order",
+    "purchase_frequency": "Orders per customer",
+    "clv": "CLV",
+    "revenue_new": "Revenue, new",
+    "revenue_existing": "Revenue, existing",
+    "nps": "NPS",
+    "csat": "CSAT %",
+    "ces": "CES",
+    "survey_response_rate": "Survey response %",
+}
+PERCENT_COLUMNS = ("retention_rate", "churn_rate", "nps", "csat", "ces", "survey_response_rate")
+MONEY_COLUMNS = ("aov", "clv", "revenue_new", "revenue_existing")
 
 
 def overall(kpis: pd.DataFrame) -> pd.DataFrame:
@@ -77,19 +99,28 @@ def render_kpis(
     kpis: pd.DataFrame, cohorts: Cohorts, title: str, figures: dict[str, Figure]
 ) -> str:
     """The KPI report as one self-contained HTML page."""
-    headline = overall(kpis)[HEADLINE].round(2)
+    headline = overall(kpis)[HEADLINE]
+    headline = headline.loc[:, headline.notna().any()]  # e.g. no CES answers: no CES column
+    headline = headline.assign(period=headline["period"].map(lambda p: f"{p:%Y-%m}"))
+    percent, two = decimals(1), decimals(2)
+    formats = {c: percent for c in PERCENT_COLUMNS} | {c: two for c in MONEY_COLUMNS}
+    formats |= {"purchase_frequency": two}
     body = [
         f"<h1>{html.escape(title)}</h1>",
         '<p class="sub">rates in %; AOV, CLV and revenue in the currency of the amounts; '
-        "definitions in the churnmodel README (KPIs)</p>",
+        "definitions in churnmodel's docs/kpis.md</p>",
         '<div class="charts">',
-        *(image(figure) for figure in figures.values()),
+        *(image(figure, stem) for stem, figure in figures.items() if stem != "cohorts"),
         "</div>",
         "<h2>All customers</h2>",
-        table(headline),
+        table(headline, HEADLINE_WORDS, formats),
         f"<h2>Cohort retention (%) by {html.escape(cohorts.signup_from)} month</h2>",
-        table(_cohort_table(cohorts)),
     ]
+    if "cohorts" in figures:
+        body.append(image(figures["cohorts"], "cohort retention", full=True))
+    retention = _cohort_table(cohorts)
+    by_month = {c: percent for c in retention.columns[2:]}
+    body.append(table(retention, {"cohort": "Cohort", "customers": "Customers"}, by_month))
     body.append(
         f"<p>Not in a cohort: {cohorts.without_signup:,} customers without a signup date, "
         f"{cohorts.signed_up_earlier:,} who signed up before the first whole month of data.</p>"
@@ -107,6 +138,11 @@ def _cohort_table(cohorts: Cohorts) -> pd.DataFrame:
     return out
 
 
+def _legend_outside(axes: Axes, title: str | None = None) -> None:
+    """The legend right of the plot, so it never covers a line."""
+    axes.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
 def _axes(title: str, ylabel: str, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
     figure = Figure(figsize=size)
     axes = figure.add_subplot()
@@ -118,7 +154,7 @@ def _rates(rows: pd.DataFrame) -> Figure:
     figure, axes = _axes("Retention and churn rate", "% of customers at period start")
     axes.plot(rows["period"], rows["retention_rate"], marker="o", label="retention rate")
     axes.plot(rows["period"], rows["churn_rate"], marker="o", label="churn rate")
-    axes.legend()
+    _legend_outside(axes)
     figure.autofmt_xdate()
     return figure
 
@@ -129,7 +165,8 @@ def _revenue(rows: pd.DataFrame) -> Figure:
     axes.bar(x, rows["revenue_existing"], label="existing", color="#1f77b4")
     axes.bar(x, rows["revenue_new"], bottom=rows["revenue_existing"], label="new", color="#ff7f0e")
     axes.set_xticks(x, [f"{p:%Y-%m}" for p in rows["period"]], rotation=60, ha="right")
-    axes.legend()
+    compact_axis(axes.yaxis)
+    _legend_outside(axes)
     return figure
 
 
@@ -138,7 +175,7 @@ def _surveys(rows: pd.DataFrame) -> Figure:
     axes.plot(rows["period"], rows["nps"], marker="o", label="NPS")
     axes.plot(rows["period"], rows["csat"], marker="o", label="CSAT (% 4-5)")
     axes.axhline(0, color="#999", linewidth=0.8)
-    axes.legend()
+    _legend_outside(axes)
     figure.autofmt_xdate()
     return figure
 
@@ -149,7 +186,7 @@ def churn_by_segment(kpis: pd.DataFrame, attribute: str) -> Figure:
     rows = kpis[kpis["segment_by"] == attribute]
     for segment, part in rows.groupby("segment", sort=True):
         axes.plot(part["period"], part["churn_rate"], marker=".", label=str(segment))
-    axes.legend(title=attribute, fontsize="small")
+    _legend_outside(axes, title=attribute)
     figure.autofmt_xdate()
     return figure
 
@@ -157,9 +194,9 @@ def churn_by_segment(kpis: pd.DataFrame, attribute: str) -> Figure:
 def cohort_heatmap(cohorts: Cohorts) -> Figure:
     """Retention (%) by cohort (rows) and months since signup (columns), annotated."""
     matrix = cohorts.matrix()
-    height = max(3.0, 0.3 * len(matrix) + 1.5)
+    height = max(3.0, 0.32 * len(matrix) + 1.5)
     figure, axes = _axes(
-        "Cohort retention (%)", "cohort", (max(6.0, 0.35 * matrix.shape[1] + 2), height)
+        "Cohort retention (%)", "cohort", (max(6.0, 0.45 * matrix.shape[1] + 2.5), height)
     )
     shown = axes.imshow(
         matrix.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto"
@@ -167,7 +204,7 @@ def cohort_heatmap(cohorts: Cohorts) -> Figure:
     axes.set_xticks(range(matrix.shape[1]), [str(k) for k in matrix.columns], fontsize="small")
     axes.set_yticks(range(len(matrix)), [f"{c:%Y-%m}" for c in matrix.index], fontsize="small")
     axes.set_xlabel("months since signup")
-    if matrix.size <= 400:
+    if matrix.size <= 2_500:  # beyond that the cells are too small to read
         for (i, j), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
             if not np.isnan(value):
                 color = "white" if value < 60 else "black"

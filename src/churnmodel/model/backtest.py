@@ -90,8 +90,21 @@ def plan_folds(cutoffs: Iterable[dt.date], horizon_days: int, folds: int) -> lis
 
 
 def scored_rows(frame: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
-    """The rows the backtest scores, in frame order (the row order of every score column)."""
+    """The rows the folds score, in frame order (not the backtest's order: see `backtest_rows`)."""
     return frame[frame["cutoff"].isin([f.scored for f in folds])]
+
+
+def backtest_rows(frame: pd.DataFrame, backtest: Backtest) -> pd.DataFrame:
+    """The frame's rows the backtest scored, in the order of its score columns.
+
+    The backtest stacks its rows fold by fold, which is not the frame's
+    order in general; another scorer (the champion, a model being
+    evaluated) must score exactly these rows, in this order, to be measured
+    alongside.
+    """
+    position = pd.Series(np.arange(len(frame)), index=pd.MultiIndex.from_frame(frame[KEYS[:2]]))
+    wanted = pd.MultiIndex.from_frame(backtest.rows[KEYS[:2]])
+    return frame.iloc[position.loc[wanted].to_numpy()].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,20 @@ Segments: "new" below `new_customer_days` of tenure; else "high-value" when
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from churnmodel.config import OutreachConfig
-from churnmodel.outreach.reasons import explain
+from churnmodel.outreach.reasons import explain, typical_values
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import Scores
+
+log = logging.getLogger(__name__)
 
 TIERS = ("high", "medium", "low")
 SEGMENTS = ("new", "high-value", "at-risk", "regular")
@@ -75,7 +79,7 @@ def build_outreach(
     frame = scores.frame
     out = row_figures(frame, frame["churn_probability"].to_numpy(), bundle, config)
     out.insert(1, "as_of", pd.Timestamp(scores.as_of))
-    tiers = risk_tiers(out["probability"].to_numpy(), config, out["value_12m"].to_numpy())
+    tiers = risk_tiers(out["churn_probability"].to_numpy(), config)
     out.insert(3, "risk_tier", pd.Series(tiers, index=out.index))
     values = out["value_12m"].to_numpy()
     high_value = (values >= high_value_cut(values, config.high_value_share)) & (values > 0)
@@ -92,7 +96,32 @@ def build_outreach(
         explained = explain_rows(frame.loc[chosen], bundle, config)
         out.loc[chosen, explained.columns] = explained.to_numpy()
     out["has_reasons"] = out.index.isin(chosen)
-    return out[COLUMNS].reset_index(drop=True)
+    attributes = attribute_columns(bundle)
+    for name, column in attributes.items():
+        values = frame.loc[out.index, name]
+        out[column] = (
+            values.astype("object").where(values.notna(), None)
+            if isinstance(values.dtype, pd.CategoricalDtype)
+            else values
+        )
+    return out[list_columns(attributes)].reset_index(drop=True)
+
+
+def attribute_columns(bundle: ModelBundle) -> dict[str, str]:
+    """The attributes the list carries (feature -> column), so a team filters without a join.
+
+    The model's text and numeric attributes, under their own names, or
+    ``customer_<name>`` when that is already a list column.
+    """
+    profile = bundle.config.features.profile
+    names = [*(profile.attributes or []), *(profile.numeric or [])]
+    return {n: f"customer_{n}" if n in COLUMNS else n for n in names if n in bundle.feature_names}
+
+
+def list_columns(attributes: Mapping[str, str]) -> list[str]:
+    """The list's columns: `COLUMNS`, with the attributes after `segment`."""
+    cut = COLUMNS.index("segment") + 1
+    return [*COLUMNS[:cut], *attributes.values(), *COLUMNS[cut:]]
 
 
 def row_figures(
@@ -134,6 +163,9 @@ def explain_rows(
         bundle.specs,
         config.reasons,
         REASONS,
+        typical_values(bundle.training["reason_reference"])
+        if "reason_reference" in bundle.training
+        else None,
     )
     out = pd.DataFrame(
         {f"reason_{i + 1}": [r[i] for r in explanations.reasons] for i in range(REASONS)},
@@ -144,31 +176,38 @@ def explain_rows(
 
 
 def tier_sizes(rows: int, config: OutreachConfig) -> tuple[int, int]:
-    """How many rows are high, and high or medium, when tiers are shares."""
+    """How many rows are high, and high or medium, when tiers are shares (before ties)."""
     return round(config.high * rows), round(config.medium * rows)
 
 
-def risk_tiers(
-    probability: npt.NDArray[np.float64],
-    config: OutreachConfig,
-    value: npt.NDArray[np.float64] | None = None,
-) -> pd.Categorical[str]:
+def risk_tiers(probability: npt.NDArray[np.float64], config: OutreachConfig) -> pd.Categorical[str]:
     """High / medium / low by probability threshold, or by share of customers (top first).
 
-    Shares are exact: calibrated probabilities tie often, so ties go to the
-    higher `value` first, then to the earlier row (the list is in customer
-    order), which keeps the tiers repeatable.
+    `probability` is the one the list shows (rounded to 6 decimals), so two
+    customers with the same number always share a tier: with shares, the
+    tier takes everyone tied with its last customer, and may come out a
+    little larger than the share.
     """
     if config.tiers == "probability":
-        high, medium = probability >= config.high, probability >= config.medium
+        high_cut, medium_cut = config.high, config.medium
     else:
-        tiebreak = np.zeros(len(probability)) if value is None else value
-        rank = np.empty(len(probability), dtype=np.int64)
-        rank[np.lexsort((-tiebreak, -probability))] = np.arange(len(probability))
         high_rows, medium_rows = tier_sizes(len(probability), config)
-        high, medium = rank < high_rows, rank < medium_rows
-    tier = np.where(high, "high", np.where(medium, "medium", "low"))
+        high_cut, medium_cut = (kth_largest(probability, k) for k in (high_rows, medium_rows))
+    tier = np.where(
+        probability >= high_cut, "high", np.where(probability >= medium_cut, "medium", "low")
+    )
     return pd.Categorical(tier, categories=TIERS, ordered=True)
+
+
+def kth_largest(values: npt.NDArray[np.float64], k: int) -> float:
+    """The k-th largest value (1-based), inf when k is 0 or there are fewer values.
+
+    An order statistic rather than an interpolated quantile, so every engine
+    finds the very same number; everything tied with it is at or above it.
+    """
+    if k < 1 or k > len(values):
+        return math.inf
+    return float(-np.partition(-values, k - 1)[k - 1])
 
 
 def high_value_rank(rows: int, share: float) -> int:
@@ -177,15 +216,8 @@ def high_value_rank(rows: int, share: float) -> int:
 
 
 def high_value_cut(values: npt.NDArray[np.float64], share: float) -> float:
-    """The value of the customer at `high_value_rank`; at or above it (and > 0) is high-value.
-
-    An order statistic rather than an interpolated quantile, so every engine
-    finds the very same number (customers tied with it are included).
-    """
-    if not len(values):
-        return math.inf
-    rank = high_value_rank(len(values), share)
-    return float(-np.partition(-values, rank - 1)[rank - 1])
+    """The value at `high_value_rank`; at or above it (and > 0) is high-value (ties included)."""
+    return kth_largest(values, high_value_rank(len(values), share))
 
 
 def value_12m(frame: pd.DataFrame, window: int) -> npt.NDArray[np.float64]:
@@ -254,6 +286,19 @@ def tier_summary(outreach: pd.DataFrame) -> pd.DataFrame:
 
 
 def reason_rows(ranked: pd.DataFrame, config: OutreachConfig) -> pd.Index:
-    """Rows (in list order) in the reason tiers, at most `max_reason_rows`."""
-    wanted = ranked["risk_tier"].isin(config.reason_tiers)
-    return ranked.index[wanted.to_numpy()][: config.max_reason_rows]
+    """Rows (in list order) in the reason tiers, at most `max_reason_rows` (with a warning)."""
+    wanted = ranked.index[ranked["risk_tier"].isin(config.reason_tiers).to_numpy()]
+    warn_if_capped(len(wanted), config)
+    return wanted[: config.max_reason_rows]
+
+
+def warn_if_capped(rows: int, config: OutreachConfig) -> None:
+    """Say so when rows of the contacted tiers are left without reasons by the cap."""
+    if rows > config.max_reason_rows:
+        log.warning(
+            "%s of %s rows in the tiers %s have no reasons: outreach.max_reason_rows is %s",
+            f"{rows - config.max_reason_rows:,}",
+            f"{rows:,}",
+            "/".join(config.reason_tiers),
+            f"{config.max_reason_rows:,}",
+        )

@@ -11,22 +11,50 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnmodel._io import write_csv, write_parquet, write_text
+from churnmodel._io import write_parquet, write_text
 from churnmodel.errors import ConfigError
-from churnmodel.outreach.build import COLUMNS, LIST_ASCENDING, LIST_ORDER, SEGMENTS, TIERS
+from churnmodel.outreach.build import (
+    COLUMNS,
+    LIST_ASCENDING,
+    LIST_ORDER,
+    SEGMENTS,
+    TIERS,
+    list_columns,
+)
+from churnmodel.outreach.people import (
+    CsvStyle,
+    Headers,
+    read_csv_list,
+    write_people_csv,
+    write_xlsx,
+)
 
-OUTPUTS = ("outreach.parquet", "outreach.csv", "not_scored.csv", "report.html")
+OUTPUTS = ("outreach.parquet", "outreach.csv", "not_scored.csv", "winback.csv", "report.html")
 
 
 def write_outreach(
-    outreach: pd.DataFrame, not_scored: pd.DataFrame, report: str, out_dir: Path
+    outreach: pd.DataFrame,
+    not_scored: pd.DataFrame,
+    winback: pd.DataFrame,
+    report: str,
+    out_dir: Path,
+    style: CsvStyle = "international",
+    headers: Headers = "names",
 ) -> dict[str, Path]:
-    """Write the full list (parquet, csv), the customers not scored and the report."""
+    """Write the full list (parquet, csv), the win-back list, the customers not scored, the report.
+
+    The lapsed customers in `winback` are left out of not_scored.csv, so the
+    three lists together hold every input customer once. The parquet keeps
+    the machine names; the csv files follow `style` and `headers` (see
+    `outreach.people`).
+    """
     out_dir = Path(out_dir)
     paths = {name: out_dir / name for name in OUTPUTS}
+    rest = not_scored[~not_scored["customer_id"].isin(winback["customer_id"])]
     write_parquet(outreach, paths["outreach.parquet"])
-    write_csv(outreach, paths["outreach.csv"])
-    write_csv(not_scored, paths["not_scored.csv"])
+    write_people_csv(outreach, paths["outreach.csv"], style, headers)
+    write_people_csv(winback, paths["winback.csv"], style, headers)
+    write_people_csv(rest, paths["not_scored.csv"], style, headers)
     write_text(report, paths["report.html"])
     return paths
 
@@ -39,12 +67,19 @@ def read_outreach(path: Path) -> pd.DataFrame:
         frame["risk_tier"] = pd.Categorical(frame["risk_tier"].astype(str), TIERS, ordered=True)
         frame["segment"] = pd.Categorical(frame["segment"].astype(str), list(SEGMENTS))
         ordered = frame.sort_values(LIST_ORDER, ascending=LIST_ASCENDING, kind="stable")
-        return ordered[COLUMNS].reset_index(drop=True)
+        extra = {c: c for c in frame.columns if c not in COLUMNS}  # the customer attributes
+        return ordered[list_columns(extra)].reset_index(drop=True)
     if not path.is_file():
         raise ConfigError(f"outreach list {path} does not exist; run `churnmodel score` first")
     if path.suffix == ".csv":
-        return pd.read_csv(path, encoding="utf-8-sig", dtype={"customer_id": str})
-    return pd.read_parquet(path)
+        return read_csv_list(path, {"customer_id": "str"})
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(
+            f"outreach list {path}: not a parquet file ({exc}); expected the outreach.parquet, "
+            "outreach.csv or Spark outreach/ folder that scoring writes"
+        ) from exc
 
 
 def filter_outreach(
@@ -74,13 +109,24 @@ def _known(option: str, given: list[str] | None, allowed: tuple[str, ...]) -> No
         raise ConfigError(f"{option}: unknown {unknown}; expected some of {', '.join(allowed)}")
 
 
-def write_list(frame: pd.DataFrame, target: Path) -> Path:
-    """A shorter list as csv or parquet, chosen by the file's suffix."""
+def write_list(
+    frame: pd.DataFrame,
+    target: Path,
+    style: CsvStyle = "international",
+    headers: Headers = "names",
+) -> Path:
+    """A shorter list as csv, xlsx or parquet, chosen by the file's suffix.
+
+    `style` and `headers` shape the csv (and the xlsx headers); the parquet
+    always keeps the machine names.
+    """
     target = Path(target)
     if target.suffix == ".parquet":
         write_parquet(frame, target)
     elif target.suffix == ".csv":
-        write_csv(frame, target)
+        write_people_csv(frame, target, style, headers)
+    elif target.suffix == ".xlsx":
+        write_xlsx(frame, target, headers)
     else:
-        raise ConfigError(f"--out {target}: expected a .csv or .parquet file name")
+        raise ConfigError(f"output {target}: expected a .csv, .xlsx or .parquet file name")
     return target

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from churnmodel._html import image, page, table
+from churnmodel._html import compact_axis, decimals, image, money, page, table
 from churnmodel.outreach.build import SEGMENTS, TIERS, tier_summary
 
 TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
@@ -64,26 +65,75 @@ def report_data(outreach: pd.DataFrame) -> ReportData:
     )
 
 
+TIER_WORDS = {
+    "risk_tier": "Risk tier",
+    "customers": "Customers",
+    "mean_probability": "Mean churn probability",
+    "value_12m": "Value next 12 months",
+    "value_at_risk": "Value at risk",
+    "with_reasons": "With reasons",
+}
+TOP_WORDS = {
+    "customer_id": "Customer",
+    "churn_probability": "Churn probability",
+    "risk_tier": "Risk tier",
+    "value_at_risk": "Value at risk",
+    "segment": "Segment",
+    "reason_1": "Leading reason",
+    "action": "Action",
+}
+LEGEND = """<div class="legend"><p><b>How to read this list.</b>
+Every scored customer has a <b>churn probability</b>: the calibrated chance of leaving within
+the model's horizon. <b>Risk tiers</b>: <i>high</i> is the top share of customers by probability,
+<i>medium</i> the next share, <i>low</i> the rest; customers with the same probability share a
+tier. <b>Value at risk</b> is the probability times the value the customer would bring in the
+next 12 months if they stay, so the list is ranked by the money at stake, not by risk alone.
+<b>Health</b> (0-100) reads behaviour only (recency, product use, surveys, tickets).
+<b>Segments</b>: <i>new</i> customers, <i>high-value</i> ones (top share by value),
+<i>at-risk</i> (high tier), <i>regular</i>.</p>
+<p><b>What to do.</b> Work down the list from the top: each contacted row (high and medium tier)
+carries up to three reasons in the customer's own numbers and an action that fits the leading
+reason (re-engagement, support follow-up, retention offer, onboarding, personal call). Lapsed
+customers are not here: they are on the win-back list (winback.csv).</p></div>"""
+
+
 def render_report(
-    data: ReportData, counts: Mapping[str, int], model: str, unseen: Mapping[str, int]
+    data: ReportData,
+    counts: Mapping[str, int],
+    model: str,
+    unseen: Mapping[str, int],
+    currency: str = "",
 ) -> str:
     """The report as one HTML string; `counts` is what happened to every input customer."""
+    cash = money(currency)
     parts = [
         f"<h1>Churn outreach list, {html.escape(data.as_of)}</h1>",
         f'<p class="sub">model {html.escape(model)}; {data.scored:,} customers scored; '
-        f"reasons for the {data.with_reasons:,} highest-value rows of the reason tiers "
+        f"reasons and an action for the {data.with_reasons:,} rows of the contacted tiers "
         "(column has_reasons)</p>",
+        LEGEND,
         "<h2>Customers</h2>",
-        table(pd.DataFrame(list(counts.items()), columns=["customers", "count"])),
+        table(
+            pd.DataFrame(list(counts.items()), columns=["customers", "count"]),
+            {"customers": "Customers", "count": "Count"},
+        ),
         "<h2>Risk tiers</h2>",
-        table(data.tiers.round(3)),
+        table(
+            data.tiers,
+            TIER_WORDS,
+            {"mean_probability": decimals(3), "value_12m": cash, "value_at_risk": cash},
+        ),
         '<div class="charts">',
-        image(_risk_distribution(data.histogram)),
-        image(_value_by_segment(data.value_by_segment)),
-        image(_top_reasons(data.leading_reasons)),
+        image(_risk_distribution(data.histogram), "risk distribution"),
+        image(_value_by_segment(data.value_by_segment), "value at risk by segment"),
+        image(_top_reasons(data.leading_reasons), "leading reasons"),
         "</div>",
         f"<h2>Top {TOP_ROWS} by value at risk</h2>",
-        table(_top(data.top)),
+        table(
+            _top(data.top),
+            TOP_WORDS,
+            {"churn_probability": decimals(3), "value_at_risk": cash},
+        ),
     ]
     if unseen:
         listed = ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unseen.items()))
@@ -92,16 +142,7 @@ def render_report(
 
 
 def _top(outreach: pd.DataFrame) -> pd.DataFrame:
-    columns = [
-        "customer_id",
-        "churn_probability",
-        "risk_tier",
-        "value_at_risk",
-        "segment",
-        "reason_1",
-        "action",
-    ]
-    return outreach[columns].head(TOP_ROWS).round({"churn_probability": 3})
+    return outreach[list(TOP_WORDS)].head(TOP_ROWS)
 
 
 def _risk_distribution(histogram: pd.DataFrame) -> Figure:
@@ -122,9 +163,8 @@ def _risk_distribution(histogram: pd.DataFrame) -> Figure:
             color=TIER_COLORS[tier],
         )
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    axes.set(
-        title="Risk distribution", xlabel="churn probability", ylabel="customers", yscale="log"
-    )
+    axes.set(title="Risk distribution", xlabel="churn probability", ylabel="customers")
+    compact_axis(axes.yaxis)
     axes.legend(title="tier")
     return figure
 
@@ -135,18 +175,33 @@ def _value_by_segment(by_segment: pd.Series) -> Figure:
     by_segment = by_segment.reindex(list(SEGMENTS), fill_value=0)
     axes.barh(list(SEGMENTS), by_segment.to_numpy(), color="#1f77b4")
     axes.set(title="Value at risk by segment", xlabel="sum of value at risk")
+    compact_axis(axes.xaxis)
     return figure
 
 
+def reason_kind(text: str) -> str:
+    """A reason's wording without the customer's numbers, to count reasons by kind.
+
+    >>> reason_kind("No purchase for 94 days; usually buys every 21 days")
+    'No purchase for … days; usually buys every … days'
+    """
+    return re.sub(r"\d[\d,.]*", "…", text)
+
+
 def _top_reasons(leading: pd.Series) -> Figure:
-    """Leading reasons, grouped by their wording with the customer's numbers blanked out."""
-    figure = Figure(figsize=(7, 4))
+    """The ten most common leading reasons, by their wording with the numbers left out."""
+    figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
-    kinds = leading[leading != ""].map(lambda text: re.sub(r"\d[\d,.]*", "#", text))
+    kinds = leading[leading != ""].map(reason_kind)
     # most frequent first, ties by wording, so the order of the rows does not matter
     counts = [(str(kind), int(n)) for kind, n in kinds.value_counts().items()]
     ranked = sorted(counts, key=lambda item: (-item[1], item[0]))[:10]
     top = ranked[::-1]  # barh draws bottom-up
-    axes.barh([kind[:60] for kind, _ in top], [n for _, n in top], color="#9467bd")
-    axes.set(title="Top leading reasons", xlabel="customers")
+    axes.barh(
+        [textwrap.shorten(kind, 50, placeholder=" …") for kind, _ in top],
+        [n for _, n in top],
+        color="#9467bd",
+    )
+    axes.set(title="Leading reasons of the contacted rows", xlabel="customers")
+    compact_axis(axes.xaxis)
     return figure

@@ -1,0 +1,118 @@
+"""The files a retention team opens: inert formulas, German CSV, Excel, header words."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from churnmodel.errors import ConfigError
+from churnmodel.outreach import people
+from churnmodel.outreach.export import read_outreach, write_list
+
+HOSTILE = [
+    "=1+1",
+    '=HYPERLINK("http://evil.example","click")',
+    "+49 30 1234",
+    "-5",
+    "@SUM(A1)",
+    "\tx",
+    "\rx",
+    "plain-id",
+]
+
+
+def listed() -> pd.DataFrame:
+    n = len(HOSTILE)
+    return pd.DataFrame(
+        {
+            "customer_id": HOSTILE,
+            "as_of": pd.Timestamp("2026-01-01", tz="UTC"),
+            "churn_probability": [0.123456 + i / 100 for i in range(n)],
+            "value_at_risk": [1234.5 * (i + 1) for i in range(n)],
+            "reason_1": ["No purchase for 94 days; usually buys every 21 days"] * n,
+            "action": ["re-engagement campaign"] * n,
+            "has_reasons": [True] * n,
+        }
+    )
+
+
+def test_hostile_ids_come_out_inert_in_the_csv(tmp_path: Path) -> None:
+    path = write_list(listed(), tmp_path / "list.csv")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["customer_id"] for r in rows] == ["'" + h for h in HOSTILE[:-1]] + ["plain-id"]
+    assert all(not r["customer_id"].startswith(people.FORMULA_STARTS) for r in rows)
+    assert rows[0]["reason_1"] == listed()["reason_1"][0]  # the ; inside stays in one field
+    # reading the list back (export --from) gives the ids as they were
+    assert read_outreach(path)["customer_id"].tolist() == HOSTILE
+
+
+def test_hostile_ids_come_out_inert_in_the_xlsx(tmp_path: Path) -> None:
+    path = write_list(listed(), tmp_path / "list.xlsx")
+    sheet = openpyxl.load_workbook(path).active
+    ids = [sheet.cell(row=i + 2, column=1) for i in range(len(HOSTILE))]
+    assert all(cell.data_type == "s" for cell in ids)  # text, never a formula
+    # (the xlsx XML spells a carriage return _x000D_, which openpyxl leaves as it is)
+    values = [c.value.replace("_x000D_", "\r") for c in ids]
+    assert values == ["'" + h for h in HOSTILE[:-1]] + ["plain-id"]
+    formulas = [c for row in sheet.iter_rows() for c in row if c.data_type == "f"]
+    assert formulas == []
+
+
+def test_german_csv_round_trips_to_the_same_numbers(tmp_path: Path) -> None:
+    frame = listed()
+    path = write_list(frame, tmp_path / "de.csv", style="german")
+    text = path.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0].startswith("customer_id;as_of;churn_probability")
+    assert "1234,5" in text and ";0,133456;" in text  # decimal commas, ; between fields
+    back = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+    pd.testing.assert_series_equal(back["churn_probability"], frame["churn_probability"])
+    pd.testing.assert_series_equal(back["value_at_risk"], frame["value_at_risk"])
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert {len(r) for r in rows} == {len(frame.columns)}  # reasons with ; are quoted
+    assert read_outreach(path)["value_at_risk"].tolist() == frame["value_at_risk"].tolist()
+
+
+def test_headers_in_german_and_back_to_names(tmp_path: Path) -> None:
+    path = write_list(listed(), tmp_path / "de.csv", style="german", headers="de")
+    header = path.read_text(encoding="utf-8-sig").splitlines()[0].split(";")
+    assert header[:4] == [
+        "Kunden-ID",
+        "Stichtag",
+        "Abwanderungswahrscheinlichkeit",
+        "Gefährdeter Wert",
+    ]
+    back = read_outreach(path)
+    assert list(back.columns) == list(listed().columns)
+    assert back["customer_id"].tolist() == HOSTILE
+
+
+def test_the_xlsx_is_typed_frozen_filtered_and_fitted(tmp_path: Path) -> None:
+    path = write_list(listed(), tmp_path / "list.xlsx", headers="en")
+    sheet = openpyxl.load_workbook(path).active
+    assert [c.value for c in sheet[1]][:3] == ["Customer ID", "Scoring date", "Churn probability"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:G{len(HOSTILE) + 1}"
+    assert (
+        sheet["B2"].value == dt.datetime(2026, 1, 1) and sheet["B2"].number_format == "yyyy-mm-dd"
+    )
+    assert sheet["C2"].value == pytest.approx(0.123456) and sheet["C2"].data_type == "n"
+    assert sheet["G2"].value is True
+    widths = {k: d.width for k, d in sheet.column_dimensions.items()}
+    assert widths["E"] > widths["G"] >= 10  # the reason column is wider than the flag
+    # the same list gives the same bytes
+    again = write_list(listed(), tmp_path / "again.xlsx", headers="en")
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_a_list_too_long_for_excel_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(people, "EXCEL_MAX_ROWS", 3)
+    with pytest.raises(ConfigError, match="8 rows do not fit in one Excel sheet"):
+        write_list(listed(), tmp_path / "list.xlsx")
+    assert not (tmp_path / "list.xlsx").exists()
