@@ -108,6 +108,24 @@ def test_a_config_folder_is_named(tmp_path: Path) -> None:
     assert "is a folder" in result.output
 
 
+@pytest.mark.parametrize("command", ["score", "monitor", "kpis"])
+def test_an_out_that_is_a_file_is_refused_before_any_work(demo: Path, command: str) -> None:
+    taken = demo / "taken.txt"
+    taken.write_text("not a folder")
+    result = invoke(command, "--config", str(demo / "churn.toml"), "--out", str(taken))
+    assert result.exit_code == 2, result.output
+    assert f"--out {taken}: an existing file; expected a folder" in result.output
+    assert taken.read_text() == "not a folder"
+
+
+def test_export_from_a_file_that_is_not_a_list_is_one_line(tmp_path: Path) -> None:
+    garbage = tmp_path / "outreach.parquet"
+    garbage.write_text("this is not parquet")
+    result = invoke("export", "--from", str(garbage), "--out", str(tmp_path / "x.csv"))
+    assert result.exit_code == 2, result.output
+    assert f"outreach list {garbage}: not a parquet file" in result.output
+
+
 def test_missing_data_file_is_named(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[data]\ntransactions = "nowhere/tx.parquet"\n')

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from ibis.backends.sql import SQLBackend
 
@@ -107,6 +109,33 @@ def test_empty_amounts_are_an_error(con, tmp_path) -> None:
     path = write_csv(tmp_path, "tx", "customer_id,timestamp,amount\na,2024-01-01,\n")
     err = error_of(con, {"transactions": path})
     assert (err.table, err.column, err.rows) == ("transactions", "amount", 1)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "bad"),
+    [
+        ("transactions", "amount", [float("nan"), float("inf")]),
+        ("transactions", "amount", [1e300, -float("inf")]),
+        ("events", "value", [float("nan"), float("inf")]),
+    ],
+    ids=["amount-nan-inf", "amount-absurd", "survey-nan-inf"],
+)
+def test_non_finite_or_absurd_numbers_are_an_error(con, tmp_path, table, column, bad) -> None:
+    """Written by Arrow, NaN and infinities stay what they are; they must not reach the sums."""
+    rows = len(bad) + 1
+    data = {
+        "customer_id": pa.array([f"c{i}" for i in range(rows)]),
+        "timestamp": pa.array([pd.Timestamp("2024-01-01", tz="UTC")] * rows),
+    }
+    numbers = pa.array([1.0, *bad], pa.float64(), from_pandas=False)  # NaN kept, not null
+    if table == "transactions":
+        data["amount"] = numbers
+    else:
+        data |= {"event_type": pa.array(["nps"] * rows), "value": numbers}
+    pq.write_table(pa.table(data), tmp_path / f"{table}.parquet")
+    err = error_of(con, {table: tmp_path / f"{table}.parquet"})
+    assert (err.table, err.column, err.rows) == (table, column, 2)
+    assert "a finite number of at most 1e+15 in size" in str(err)
 
 
 def test_unknown_table_is_an_error(con) -> None:

@@ -20,8 +20,9 @@ from churnmodel.config import (
     ProfileConfig,
     RunConfig,
     load_config,
+    parse_config,
 )
-from churnmodel.discovery import DataFacts, gather_facts, resolve
+from churnmodel.discovery import DataFacts, event_type_findings, gather_facts, resolve
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.registry.bundle import ModelBundle
@@ -224,3 +225,28 @@ def test_init_prints_the_findings_and_writes_a_config_that_trains_the_same(tmp_p
     assert Path(config.data.customers or "").name == "accounts.csv"
     again = CliRunner().invoke(app, ["init", "--data", str(folder), "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_event_types_the_settings_name_but_the_data_lacks_are_said_with_a_near_miss() -> None:
+    engagement = {"event_types": ["login", "feature_use"], "group_other": False}
+    no_tickets = {"ticket_event": None}  # as resolved for data without them
+    config = parse_config({"features": {"engagement": engagement, "feedback": no_tickets}})
+    counts = {"Login": 500, "feature_use ": 300, "page_view": 100, "nps": 50}
+    findings = event_type_findings(config, counts)
+    assert findings == [
+        "table 'events', column 'event_type': 'login' (features.engagement.event_types) "
+        "never occurs; did you mean 'Login' (500 rows)?",
+        "table 'events', column 'event_type': 'feature_use' (features.engagement.event_types) "
+        "never occurs; did you mean 'feature_use ' (300 rows)?",
+        "table 'events', column 'event_type': 95% of the events have a type no setting uses, "
+        "e.g. 'Login' (500), 'feature_use ' (300), 'page_view' (100)",
+    ]
+    exact = {"login": 500, "feature_use": 300, "page_view": 100}
+    assert event_type_findings(config, exact) == []
+    nothing_named = parse_config({"features": {"feedback": no_tickets}})
+    assert event_type_findings(nothing_named, counts) == []
+    tickets = parse_config({"features": {"feedback": {"ticket_event": "support_ticket"}}})
+    assert event_type_findings(tickets, counts) == [
+        "table 'events', column 'event_type': 'support_ticket' (features.feedback.ticket_event) "
+        "never occurs"
+    ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,6 +106,90 @@ def test_a_changed_file_fails_the_sha256_check(bundle, tmp_path) -> None:
     calibration.write_text(calibration.read_text().replace('"platt"', '"isotonic"'))
     with pytest.raises(ModelError, match=r"calibrator.json expected sha256 [0-9a-f]{64}, got"):
         load_bundle(folder)
+
+
+def reseal(folder: Path) -> None:
+    """Recompute the manifest, as someone editing a bundle on purpose would."""
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    manifest["sha256"] = {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in manifest["sha256"]
+    }
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def _edit_json(name: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        data = json.loads((folder / name).read_text())
+        changed = change(data)
+        (folder / name).write_text(json.dumps(data if changed is None else changed))
+        reseal(folder)
+
+    return edit
+
+
+def _write(name: str, text: str, sealed: bool = True) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        (folder / name).write_text(text)
+        if sealed:
+            reseal(folder)
+
+    return edit
+
+
+DAMAGE = {
+    "manifest-truncated": (_write("MANIFEST.json", '{"format": "churnm', False), "not valid JSON"),
+    "manifest-no-sha256": (
+        _write("MANIFEST.json", '{"format": "churnmodel-bundle/2"}', False),
+        "no sha256 table",
+    ),
+    "config-invalid": (
+        _write("config.json", '{"label": {"horizon_days": "soon"}}'),
+        "cannot be read",
+    ),
+    "calibrator-missing-key": (
+        _edit_json("calibrator.json", lambda d: {k: v for k, v in d.items() if k != "a"}),
+        "cannot be read",
+    ),
+    "calibrator-unknown-kind": (
+        _edit_json("calibrator.json", lambda d: d.update(kind="magic")),
+        "cannot be read",
+    ),
+    "calibrator-out-of-range": (
+        _edit_json(
+            "calibrator.json",
+            lambda d: {"kind": "isotonic", "x": [0, 1], "y": [0, 7.5], "a": 1, "b": 0},
+        ),
+        r"outside \[0, 1\]",
+    ),
+    "calibrator-not-an-object": (_write("calibrator.json", "1.5"), "cannot be read"),
+    "model-txt-garbage": (_write("model.txt", "tree\nnot a model\n"), "cannot be read"),
+    "model-json-missing-key": (
+        _edit_json("model.json", lambda d: {k: v for k, v in d.items() if k != "name"}),
+        "cannot be read",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
+def test_a_damaged_bundle_is_a_clear_model_error(bundle, tmp_path, damage) -> None:
+    folder = save_bundle(bundle[0], tmp_path / "bundle")
+    edit, message = DAMAGE[damage]
+    edit(folder)
+    with pytest.raises(ModelError, match=message):
+        load_bundle(folder)
+
+
+def test_the_champion_pointer_stays_in_its_folder(bundle, tmp_path) -> None:
+    save_bundle(bundle[0], tmp_path / "outside")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "champion").write_text("../outside\n")
+    with pytest.raises(ModelError, match="not the name of a folder beside it"):
+        locate_bundle(models)
+    (models / "x.pkl").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(ModelError, match="a file; expected a model bundle folder"):
+        locate_bundle(models / "x.pkl")
 
 
 def test_a_missing_feature_column_is_a_clear_error(bundle) -> None:

@@ -42,12 +42,12 @@ EDGES = [0, 1, -1, DAY, -DAY, HORIZON * DAY, HORIZON * DAY - 1]
 
 settings.register_profile(
     "pit",
-    max_examples=20,  # each example builds every feature twice; boundary instants are drawn often
+    max_examples=14,  # each example builds every feature twice; boundary instants are drawn often
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 # both plans also meet the pandas reference at scale (benchmarks): fewer examples here
-settings.register_profile("plans", settings.get_profile("pit"), max_examples=15)
+settings.register_profile("plans", settings.get_profile("pit"), max_examples=10)
 
 
 def offsets(low: int, high: int) -> st.SearchStrategy[int]:

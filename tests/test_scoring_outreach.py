@@ -272,6 +272,24 @@ def test_bad_input_files_exit_2_naming_the_table(trained, tmp_path, problem) -> 
     assert "table 'transactions'" in result.output
 
 
+def test_nobody_eligible_is_one_line_for_score_and_monitor(trained, tmp_path) -> None:
+    """An event dated 2030 moves the default date past all activity: exit 2, no traceback."""
+    events = pd.read_parquet(trained / "data" / "events.parquet")
+    future = events.iloc[[0]].assign(timestamp=pd.Timestamp("2030-01-01", tz="UTC"))
+    pd.concat([events, future]).to_parquet(tmp_path / "events.parquet")
+    text = (trained / "churn.toml").read_text()
+    config = tmp_path / "churn.toml"
+    config.write_text(
+        text.replace(str(trained / "data" / "events.parquet"), str(tmp_path / "events.parquet"))
+    )
+    for command in ("score", "monitor"):
+        result = invoke(command, "--config", str(config), "--out", str(tmp_path / command))
+        assert result.exit_code == 2, result.output
+        assert "no customer is eligible at 2030-01-02" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / command).exists()
+
+
 def test_unseen_category_is_scored_as_missing_and_counted(trained) -> None:
     config = cm.load_config(trained / "churn.toml")
     sources = {t: pd.read_parquet(trained / "data" / f"{t}.parquet") for t in TABLES}

@@ -28,7 +28,7 @@ from churnmodel import __version__
 from churnmodel._io import write_text
 from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
-from churnmodel.errors import ChurnModelError
+from churnmodel.errors import ChurnModelError, ConfigError
 from churnmodel.kpi import overall, write_kpis
 from churnmodel.model.evaluate import Metrics
 from churnmodel.outreach.build import TIERS, tier_summary
@@ -503,12 +503,13 @@ def score_command(
 ) -> None:
     """Score every eligible customer and write the outreach list, not-scored list and report.
 
-    DuckDB writes outreach.parquet/.csv, not_scored.csv and report.html.
-    Spark writes outreach/ (parquet by risk tier) and not_scored/ without
-    collecting the list, plus outreach_top.csv (first --top rows), report.html
-    and summary.json.
+    DuckDB writes outreach.parquet/.csv, winback.csv, not_scored.csv and
+    report.html. Spark writes outreach/ (parquet by risk tier), winback/ and
+    not_scored/ without collecting the list, plus outreach_top.csv (first
+    --top rows), report.html and summary.json.
     """
     run_config = _run_config(config, engine, spark_master)
+    _output_folder(out_dir)
     date = as_of.date() if as_of else None
     with console.status("starting") as status:
         if run_config.data.engine == "spark":
@@ -562,6 +563,7 @@ def monitor_command(
     drift.csv, live.csv, calibration.csv and psi.png.
     """
     run_config = _run_config(config, engine, spark_master)
+    _output_folder(out_dir)
     date = as_of.date() if as_of else None
     with console.status("starting") as status:
         outcome = monitor(
@@ -651,6 +653,7 @@ def kpis_command(
     run_config = _run_config(
         config, engine, spark_master, kpi={"period": period, "segments": by, "margin": margin}
     )
+    _output_folder(out_dir)
     with console.status("starting") as status:
         run = compute_kpis(run_config, progress=lambda msg: status.update(msg))
         status.update(f"writing {out_dir}")
@@ -746,6 +749,12 @@ def export_command(
         f"{len(selected):,} of {len(full):,} customers (value at risk {value:,.2f}) "
         f"-> [bold]{out_path}[/]"
     )
+
+
+def _output_folder(path: Path) -> None:
+    """Refuse, before any work, an --out that exists and is not a folder."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: an existing file; expected a folder for the outputs")
 
 
 CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -130,6 +132,52 @@ def gather_facts(tables: ValidatedTables) -> DataFacts:
         answered_event_types=_answered_types(events) if events is not None else (),
         customer_columns=_customer_columns(customers) if customers is not None else {},
     )
+
+
+UNUSED_EVENT_SHARE = 0.5
+"""Warn when more than this share of the events has a type the settings do not use."""
+
+
+def event_type_findings(config: RunConfig, counts: Mapping[str, int]) -> list[str]:
+    """Warnings: event types the settings name but the data lacks; mostly unused types.
+
+    Matching is exact, as it must be; a near miss (case, spaces) is named as
+    a "did you mean", so `Login` against `login` is said instead of silently
+    changing the features.
+    """
+    if not counts:
+        return []
+    engagement, feedback = config.features.engagement, config.features.feedback
+    named = {t: "features.engagement.event_types" for t in engagement.event_types or []}
+    if feedback.ticket_event:
+        named[feedback.ticket_event] = "features.feedback.ticket_event"
+    findings = []
+    for kind, setting in named.items():
+        if kind in counts:
+            continue
+        near = [t for t in counts if t.strip().casefold() == kind.strip().casefold()]
+        near = near or difflib.get_close_matches(kind, list(counts), n=1, cutoff=0.8)
+        hint = f"; did you mean {near[0]!r} ({counts[near[0]]:,} rows)?" if near else ""
+        findings.append(
+            f"table 'events', column 'event_type': {kind!r} ({setting}) never occurs{hint}"
+        )
+    if engagement.event_types is not None and not engagement.group_other:
+        used = {*named, *feedback.surveys}
+        unused = {t: n for t, n in counts.items() if t not in used}
+        share = sum(unused.values()) / sum(counts.values())
+        if share > UNUSED_EVENT_SHARE:
+            top = ", ".join(f"{t!r} ({n:,})" for t, n in list(unused.items())[:5])
+            findings.append(
+                f"table 'events', column 'event_type': {share:.0%} of the events have a type "
+                f"no setting uses, e.g. {top}"
+            )
+    return findings
+
+
+def event_type_counts(tables: ValidatedTables) -> dict[str, int]:
+    """Rows per event type, most frequent first (empty without an events table)."""
+    events = tables.get("events")
+    return _event_type_counts(events) if events is not None else {}
 
 
 def _event_type_counts(events: ibis.Table) -> dict[str, int]:

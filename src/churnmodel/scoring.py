@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -120,8 +121,10 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     check_columns(bundle, matrix.specs)
     frame = matrix.frame
     unseen = _unseen_categories(bundle, frame)
-    # concat, not a column insert: the matrix has one block per column (pandas would warn)
-    probability = pd.Series(bundle.predict(frame), index=frame.index, name="churn_probability")
+    # concat, not a column insert: the matrix has one block per column (pandas would warn);
+    # nobody eligible is no error here: the caller says so with the not-scored reasons
+    predicted = bundle.predict(frame) if len(frame) else np.empty(0)
+    probability = pd.Series(predicted, index=frame.index, name="churn_probability")
     frame = pd.concat([frame, probability], axis=1)
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
     left_out = not_scored_customers(tables, as_of, config, scored)

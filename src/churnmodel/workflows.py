@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,15 @@ from churnmodel._io import atomic_directory, write_csv, write_parquet
 from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, validate_tables
-from churnmodel.discovery import DataFacts, gather_facts, resolve, resolve_label, table_facts
+from churnmodel.discovery import (
+    DataFacts,
+    event_type_counts,
+    event_type_findings,
+    gather_facts,
+    resolve,
+    resolve_label,
+    table_facts,
+)
 from churnmodel.engine import collect, connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
@@ -59,6 +68,8 @@ from churnmodel.scoring import (
     score_customers,
 )
 from churnmodel.timeline import build_spine, label_observed, training_cutoffs
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -118,6 +129,8 @@ def build_features(
     step("finding defaults in the data")
     facts = gather_facts(tables)
     config = resolve(config, facts)
+    for finding in event_type_findings(config, facts.event_types):
+        log.warning(finding)
     step("planning cutoffs")
     cutoffs = training_cutoffs(
         config.cutoffs, tables.observed_until, config.label.horizon, explicit=cutoffs
@@ -401,6 +414,8 @@ def score(
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
+    for finding in event_type_findings(bundle.config, event_type_counts(tables)):
+        log.warning(finding)  # e.g. the model's 'login' against the data's 'Login'
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:

@@ -64,6 +64,10 @@ class ValidatedTables:
         return self.tables.get(name)
 
 
+LARGEST_NUMBER = 1e15
+"""Amounts and answers beyond this are data errors (and overflow the exact sums)."""
+
+
 def validate_tables(
     raw: Mapping[str, ibis.Table], duplicates: Literal["keep", "drop"] = "keep"
 ) -> ValidatedTables:
@@ -178,6 +182,11 @@ def _problem_checks(
             )
         if kind in (Kind.NUMBER, Kind.TIMESTAMP):
             checks.append((column, kind.value, source.notnull() & value.isnull()))
+        if kind is Kind.NUMBER:  # NaN, infinities and absurd sizes would break the sums later
+            absurd = value.isnan() | value.isinf() | (value.abs() > LARGEST_NUMBER)
+            checks.append(
+                (column, f"a finite number of at most {LARGEST_NUMBER:.0e} in size", absurd)
+            )
     return checks
 
 

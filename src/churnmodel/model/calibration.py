@@ -72,14 +72,39 @@ class Calibrator:
             return sigmoid(self.a * _logit(raw) + self.b)
         return raw
 
+    def keeps_probabilities(self) -> bool:
+        """Whether every output lies in [0, 1] (a saved calibrator may have been edited)."""
+        if self.kind == "isotonic":
+            y = np.asarray(self.y, dtype=np.float64)
+            x = np.asarray(self.x, dtype=np.float64)
+            return bool(
+                len(x) == len(y) > 0
+                and np.isfinite(x).all()
+                and ((y >= 0) & (y <= 1)).all()
+                and (np.diff(x) >= 0).all()
+            )
+        if self.kind == "platt":
+            return bool(np.isfinite([self.a, self.b]).all())
+        return self.kind == "none"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "a": self.a, "b": self.b}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        """Inverse of `to_dict`."""
-        return cls(data["kind"], tuple(data["x"]), tuple(data["y"]), data["a"], data["b"])
+        """Inverse of `to_dict`; an unknown kind is refused, never taken as the identity."""
+        if data.get("kind") not in ("isotonic", "platt", "none"):
+            raise ValueError(
+                f"calibrator kind must be isotonic, platt or none, got {data.get('kind')!r}"
+            )
+        return cls(
+            data["kind"],
+            tuple(float(v) for v in data["x"]),
+            tuple(float(v) for v in data["y"]),
+            float(data["a"]),
+            float(data["b"]),
+        )
 
 
 def _isotonic_points(

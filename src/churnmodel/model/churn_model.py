@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from churnmodel.errors import ModelError
 from churnmodel.model.calibration import Calibrator, sigmoid
 from churnmodel.model.candidates import tree_log_odds
 from churnmodel.model.linear import LinearScorer
@@ -61,6 +62,11 @@ class ChurnModel:
     def predict_proba(self, features: pd.DataFrame) -> Array:
         """Calibrated probabilities as an (n, 2) array, like scikit-learn's."""
         churn = self.calibrator.apply(sigmoid(self.log_odds(features)))
+        if len(churn) and not ((churn >= 0) & (churn <= 1)).all():  # NaN fails too
+            raise ModelError(
+                f"model {self.name}: {int((~((churn >= 0) & (churn <= 1))).sum()):,} predicted "
+                "probabilities are outside [0, 1]; the model files are damaged"
+            )
         return np.column_stack([1 - churn, churn])
 
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:

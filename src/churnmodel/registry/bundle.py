@@ -113,19 +113,30 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
 
 
 def load_bundle(directory: Path) -> ModelBundle:
-    """Read a bundle, refusing files whose sha256 does not match the manifest."""
+    """Read a bundle, refusing files whose sha256 does not match the manifest.
+
+    Every way a bundle can be damaged (a truncated or garbage file, a
+    missing key, a calibrator that would give probabilities outside [0, 1])
+    is a `ModelError` naming the file, never a traceback.
+    """
     directory = Path(directory)
     manifest_path = directory / "MANIFEST.json"
     if not manifest_path.is_file():
         raise ModelError(f"model bundle {directory}: MANIFEST.json not found; not a model bundle")
-    manifest = json.loads(manifest_path.read_text())
-    version = manifest.get("format")
+    manifest = _read_json(directory, "MANIFEST.json")
+    version = manifest.get("format") if isinstance(manifest, dict) else None
     if version not in (FORMAT, FORMAT_V1):
         raise ModelError(f"model bundle {directory}: expected format {FORMAT}, got {version!r}")
-    listed = dict(manifest["sha256"])
+    listed = manifest.get("sha256")
+    if not isinstance(listed, dict):
+        raise ModelError(f"model bundle {directory}: MANIFEST.json has no sha256 table; damaged")
     required = (*COMMON_FILES, *(("model.txt",) if version == FORMAT_V1 else ("model.json",)))
     for name in sorted({*required, *listed}):
         path = directory / name
+        if Path(name).name != name:
+            raise ModelError(
+                f"model bundle {directory}: MANIFEST.json lists {name!r}, not a file name"
+            )
         expected = listed.get(name)
         actual = _sha256(path) if path.is_file() else "missing"
         if actual != expected:
@@ -133,29 +144,45 @@ def load_bundle(directory: Path) -> ModelBundle:
                 f"model bundle {directory}: {name} expected sha256 {expected}, got {actual}; "
                 "the file was changed or damaged after saving"
             )
-    specs = tuple(FeatureSpec(**s) for s in json.loads((directory / "features.json").read_text()))
-    return ModelBundle(
-        model=_read_model(directory, version == FORMAT_V1),
-        specs=specs,
-        config=RunConfig.model_validate_json((directory / "config.json").read_text()),
-        training=json.loads((directory / "training.json").read_text()),
-    )
+    try:
+        specs = tuple(FeatureSpec(**s) for s in _read_json(directory, "features.json"))
+        config = RunConfig.model_validate_json((directory / "config.json").read_text())
+        model = _read_model(directory, version == FORMAT_V1)
+    except ModelError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, lgb.basic.LightGBMError) as exc:
+        raise ModelError(f"model bundle {directory}: cannot be read ({exc}); damaged") from exc
+    training = _read_json(directory, "training.json")
+    if not isinstance(training, dict):
+        raise ModelError(f"model bundle {directory}: training.json is not an object; damaged")
+    return ModelBundle(model=model, specs=specs, config=config, training=training)
+
+
+def _read_json(directory: Path, name: str) -> Any:
+    try:
+        return json.loads((directory / name).read_text())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelError(f"model bundle {directory}: {name} is not valid JSON ({exc})") from exc
 
 
 def _read_model(directory: Path, v1: bool) -> ChurnModel:
     """The model's parts; a version 1 bundle is LightGBM alone."""
-    calibrator = Calibrator.from_dict(json.loads((directory / "calibrator.json").read_text()))
+    calibrator = Calibrator.from_dict(_read_json(directory, "calibrator.json"))
+    if not calibrator.keeps_probabilities():
+        raise ModelError(
+            f"model bundle {directory}: calibrator.json would give probabilities outside [0, 1]"
+        )
     trees = directory / "model.txt"
     booster = lgb.Booster(model_str=trees.read_text()) if trees.is_file() else None
     if v1:
         return ChurnModel("lightgbm", booster, None, 1.0, calibrator)
     linear_file = directory / "linear.json"
     linear = (
-        LinearScorer.from_dict(json.loads(linear_file.read_text()))
+        LinearScorer.from_dict(_read_json(directory, "linear.json"))
         if linear_file.is_file()
         else None
     )
-    described = json.loads((directory / "model.json").read_text())
+    described = _read_json(directory, "model.json")
     return ChurnModel(described["name"], booster, linear, described["tree_weight"], calibrator)
 
 
@@ -175,10 +202,15 @@ def locate_bundle(path: Path) -> Path:
     or the pointer file itself.
     """
     path = Path(path)
+    if path.is_file() and path.name != CHAMPION_POINTER:
+        raise ModelError(
+            f"model {path}: a file; expected a model bundle folder, an MLflow model folder or "
+            "an export folder with a 'champion' pointer"
+        )
     if path.is_file():  # the pointer file names a folder beside it
-        path = path.parent / path.read_text().strip()
+        path = path.parent / _pointed(path)
     elif (path / CHAMPION_POINTER).is_file():
-        path = path / (path / CHAMPION_POINTER).read_text().strip()
+        path = path / _pointed(path / CHAMPION_POINTER)
     for candidate in (path, path / "artifacts" / "bundle", path / "bundle"):
         if (candidate / "MANIFEST.json").is_file():
             return candidate
@@ -186,3 +218,17 @@ def locate_bundle(path: Path) -> Path:
         f"model {path}: expected a model bundle, an MLflow model folder or an export folder "
         "with a 'champion' pointer; found none (train one with `churnmodel train`)"
     )
+
+
+def _pointed(pointer: Path) -> str:
+    """The folder a `champion` pointer names: one folder beside it, never a path out of it."""
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"champion pointer {pointer}: unreadable ({exc})") from exc
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ModelError(
+            f"champion pointer {pointer}: {name!r} is not the name of a folder beside it; "
+            "the pointer must name one exported version (e.g. churnmodel-v3)"
+        )
+    return name
