@@ -485,8 +485,8 @@ class MonitorOutcome:
             "as_of": str(self.as_of),
             "model": self.model,
             "alerts": self.alerts,
-            # of the features that can alarm (not those in [monitor] ignore)
-            "max_psi": float(self.drift.loc[~self.drift["ignored"], "psi"].max()),
+            # of the features that can alarm (not those in [monitor] ignore); null if none can
+            "max_psi": _max_or_none(self.drift.loc[~self.drift["ignored"], "psi"]),
             "live": [
                 {
                     "source": p.source,
@@ -570,6 +570,11 @@ def monitor(
     calibrated = pd.concat(calibration, ignore_index=True) if calibration else pd.DataFrame()
     run_id = tracking.log_monitor_run(config, label, as_of, drift, live, calibrated, alerts)
     return MonitorOutcome(as_of, label, drift, live, calibrated, waiting, alerts, run_id)
+
+
+def _max_or_none(values: pd.Series) -> float | None:
+    """The largest value, or None (JSON null, not NaN) when there is none."""
+    return float(values.max()) if values.notna().any() else None
 
 
 def _list_date(listed: pd.DataFrame, path: Path) -> dt.date:
