@@ -22,10 +22,11 @@ import math
 import pandas as pd
 import pytest
 
-from churnmodel.config import KpiConfig, LabelConfig
+from churnmodel.config import KpiConfig, LabelConfig, RunConfig
 from churnmodel.data.simulate import simulate
 from churnmodel.errors import CutoffError, DataContractError
 from churnmodel.kpi import cohort_retention, complete_periods, retention_kpis
+from churnmodel.workflows import build_features
 from tests.conftest import frame, validated
 
 CONTRACTUAL = LabelConfig(business="contractual", horizon_days=30)
@@ -272,6 +273,9 @@ def test_survey_answers_off_the_scale_are_a_contract_error(con) -> None:
             LabelConfig(business="non_contractual", activity="transactions"),
             KpiConfig(),
         )
+    # the features (train, score) refuse what the KPIs refuse
+    with pytest.raises(DataContractError, match=r"'events', column 'value'.*0 and 10; 2 rows"):
+        build_features(RunConfig(), sources={"transactions": transactions, "events": events})
 
 
 def test_unknown_segment_attribute_is_named(shop) -> None:

@@ -19,7 +19,7 @@ from churnmodel._html import write_png
 from churnmodel._io import atomic_directory, write_csv, write_parquet
 from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
-from churnmodel.data.validate import ValidatedTables, validate_tables
+from churnmodel.data.validate import ValidatedTables, check_survey_scales, validate_tables
 from churnmodel.discovery import (
     DataFacts,
     event_type_counts,
@@ -109,6 +109,13 @@ def load_data(
     return validate_tables(raw, config.data.duplicates)
 
 
+def check_surveys(tables: ValidatedTables, config: RunConfig) -> None:
+    """Survey answers on their scale, for the survey types the features read."""
+    events = tables.get("events")
+    if events is not None:
+        check_survey_scales(events, {s: s for s in config.features.feedback.surveys})
+
+
 def connect_configured(config: RunConfig) -> SQLBackend:
     """The engine named in `[data]`, with its settings."""
     data = config.data
@@ -126,6 +133,7 @@ def build_features(
     step = progress or (lambda _: None)
     step("validating tables")
     tables = load_data(config, sources, con)
+    check_surveys(tables, config)
     step("finding defaults in the data")
     facts = gather_facts(tables)
     config = resolve(config, facts)
@@ -414,8 +422,7 @@ def score(
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
-    for finding in event_type_findings(bundle.config, event_type_counts(tables)):
-        log.warning(finding)  # e.g. the model's 'login' against the data's 'Login'
+    check_scoring_data(tables, bundle)
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
@@ -437,7 +444,7 @@ def score_on_spark(
 ) -> spark_scoring.SparkScores:
     """`score` for data on Spark: the list is computed and written by Spark, never collected.
 
-    Writes `out_dir/outreach/` (parquet by risk tier), `not_scored/`, the
+    Writes `out_dir/outreach/` (parquet by risk tier), `winback/`, `not_scored/`, the
     first `top` rows as `outreach_top.csv`, `report.html` and `summary.json`.
     """
     step = progress or (lambda _: None)
@@ -445,8 +452,16 @@ def score_on_spark(
     step("validating tables")
     tables = load_data(config, sources, con)
     as_of = as_of or default_as_of(tables)
+    check_scoring_data(tables, bundle)
     step(f"computing features, scores and the list as of {as_of} on Spark")
     return spark_scoring.score_on_spark(tables, bundle, as_of, config.outreach, label, out_dir, top)
+
+
+def check_scoring_data(tables: ValidatedTables, bundle: ModelBundle) -> None:
+    """Survey scales, and the model's event types against the data's (e.g. 'login' vs 'Login')."""
+    check_surveys(tables, bundle.config)
+    for finding in event_type_findings(bundle.config, event_type_counts(tables)):
+        log.warning(finding)
 
 
 def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tuple[ModelBundle, str]:

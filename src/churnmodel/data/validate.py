@@ -208,3 +208,41 @@ def _as_datetime(value: object) -> dt.datetime | None:
     if value is None or value != value:  # None or NaT
         return None
     return value.to_pydatetime() if hasattr(value, "to_pydatetime") else value  # type: ignore[return-value]
+
+
+SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+"""The scale of each known survey; answers outside it are refused, never counted wrongly."""
+
+
+def check_survey_scales(events: ibis.Table, names: Mapping[str, str]) -> None:
+    """Refuse survey answers outside their scale (e.g. NPS on 0-100), naming count and examples.
+
+    `names` maps a known survey (nps, csat, ces) to its event type. One pass
+    counts the bad answers of every survey; examples are fetched only on
+    failure. Features, scoring and the KPIs all check, so no command
+    accepts what another refuses.
+    """
+    known = {s: t for s, t in names.items() if s in SURVEY_RANGES}
+    if not known or "value" not in events.columns:
+        return
+    off_scale = {
+        survey: (events.event_type == kind)
+        & events.value.notnull()
+        & ((events.value < SURVEY_RANGES[survey][0]) | (events.value > SURVEY_RANGES[survey][1]))
+        for survey, kind in known.items()
+    }
+    counts = collect(
+        events.aggregate(**{s: bad.cast("int64").sum() for s, bad in off_scale.items()})
+    )
+    for survey, kind in known.items():
+        count = int(counts[survey].fillna(0).iloc[0])
+        if count:
+            low, high = SURVEY_RANGES[survey]
+            examples = collect(events.filter(off_scale[survey]).select("value").limit(EXAMPLES))
+            raise DataContractError(
+                "events",
+                "value",
+                f"{survey.upper()} answers ({kind!r} events) between {low} and {high}",
+                count,
+                examples["value"].tolist(),
+            )

@@ -44,7 +44,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churnmodel.config import KpiConfig, LabelConfig
-from churnmodel.data.validate import ValidatedTables
+from churnmodel.data.validate import ValidatedTables, check_survey_scales
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
 from churnmodel.kpi.periods import period_of
@@ -53,8 +53,6 @@ from churnmodel.timeline.eligibility import activity_rows, eligible
 ALL = "all"
 """`segment_by` and `segment` of the rows over all customers."""
 MISSING_SEGMENT = "(missing)"
-
-SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 
 FLAGS = ("at_start", "at_end", "new", "lost", "responded")
 """0/1 per customer and period (the maximum over sources); the other measures add up."""
@@ -174,8 +172,8 @@ def _purchases(transactions: ibis.Table, grid: ibis.Table, config: KpiConfig) ->
 
 def _surveys(events: ibis.Table, grid: ibis.Table, config: KpiConfig) -> ibis.Table:
     names = {"nps": config.nps_event, "csat": config.csat_event, "ces": config.ces_event}
+    check_survey_scales(events, names)
     answers = events.filter(events.event_type.isin(list(names.values())) & events.value.notnull())
-    _check_ranges(answers, names)
     a = _keyed(answers, answers.timestamp, grid, config)
     kind = {s: a.event_type == name for s, name in names.items()}
     per = a.group_by("customer_id", "period").aggregate(
@@ -190,33 +188,6 @@ def _surveys(events: ibis.Table, grid: ibis.Table, config: KpiConfig) -> ibis.Ta
     return _filled(
         per, **{c: per[c] for c in per.columns if c in MEASURES}, responded=ibis.literal(1)
     )
-
-
-def _check_ranges(answers: ibis.Table, names: dict[str, str]) -> None:
-    """Refuse survey answers outside their scale instead of counting them wrongly.
-
-    One pass counts the bad answers of every survey; examples are fetched only on failure.
-    """
-    off_scale = {
-        survey: (answers.event_type == event_type)
-        & ((answers.value < SURVEY_RANGES[survey][0]) | (answers.value > SURVEY_RANGES[survey][1]))
-        for survey, event_type in names.items()
-    }
-    counts = collect(
-        answers.aggregate(**{s: bad.cast("int64").sum() for s, bad in off_scale.items()})
-    )
-    for survey, event_type in names.items():
-        count = int(counts[survey].fillna(0).iloc[0])
-        if count:
-            low, high = SURVEY_RANGES[survey]
-            examples = collect(answers.filter(off_scale[survey]).select("value").limit(3))
-            raise DataContractError(
-                "events",
-                "value",
-                f"{survey.upper()} answers ({event_type!r} events) between {low} and {high}",
-                count,
-                examples["value"].tolist(),
-            )
 
 
 def period_counts(per_customer: ibis.Table, segment: ir.StringValue | None) -> ibis.Table:
