@@ -41,6 +41,17 @@ def test_isotonic_calibrator_interpolates_shrunk_block_rates() -> None:
     assert Calibrator.from_dict(calibrator.to_dict()) == calibrator
 
 
+def test_isotonic_stays_monotone_when_a_small_block_is_shrunk_hard() -> None:
+    """100 stayers, 10 churners of 9, one churner on top: shrinking alone would rank it lower."""
+    raw = np.r_[np.linspace(0, 0.5, 100), np.linspace(0.6, 0.8, 10), 0.95]
+    labels = np.r_[np.zeros(100), np.ones(9), 0, 1]
+    calibrator = Calibrator.fit("isotonic", raw, labels)
+    curve = calibrator.apply(np.linspace(0, 1, 201))
+    assert (np.diff(curve) >= 0).all()
+    assert calibrator.apply(np.array([0.95]))[0] >= calibrator.apply(np.array([0.75]))[0]
+    assert calibrator.keeps_probabilities()
+
+
 def test_no_calibration_says_certain_or_merges_distinct_scores() -> None:
     rng = np.random.default_rng(0)
     raw = rng.uniform(size=5_000)

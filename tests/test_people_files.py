@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 
 import openpyxl
 import pandas as pd
 import pytest
 
+from churnmodel.config import FeatureConfig, ProfileConfig, RunConfig
 from churnmodel.errors import ConfigError
 from churnmodel.outreach import people
+from churnmodel.outreach.build import attribute_columns
 from churnmodel.outreach.export import read_outreach, write_list
 
 HOSTILE = [
@@ -116,3 +119,34 @@ def test_a_list_too_long_for_excel_is_refused(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(ConfigError, match="8 rows do not fit in one Excel sheet"):
         write_list(listed(), tmp_path / "list.xlsx")
     assert not (tmp_path / "list.xlsx").exists()
+
+
+def test_text_attributes_read_back_as_written(tmp_path: Path) -> None:
+    """A postcode 01067 or a plan 1,5 is text; only the list's own numbers become numbers."""
+    frame = listed().assign(postcode="01067", plan="1,5", seats=float("inf"))
+    for style in ("international", "german"):
+        path = write_list(frame, tmp_path / f"{style}.csv", style=style, headers="en")
+        back = read_outreach(path)
+        assert back["postcode"].tolist() == ["01067"] * len(frame)
+        assert back["plan"].tolist() == ["1,5"] * len(frame)
+        assert back["churn_probability"].tolist() == frame["churn_probability"].tolist()
+        assert back["has_reasons"].tolist() == [True] * len(frame)
+    sheet = openpyxl.load_workbook(write_list(frame, tmp_path / "inf.xlsx")).active
+    assert sheet.cell(row=2, column=len(frame.columns)).value is None  # inf: an empty cell
+
+
+def test_attributes_never_take_a_list_column_or_header_name() -> None:
+    profile = ProfileConfig(attributes=["Segment", "plan", "Action"], numeric=["purchases"])
+    config = RunConfig(features=FeatureConfig(profile=profile))
+    bundle = SimpleNamespace(
+        config=config, feature_names=["Segment", "plan", "Action", "purchases"]
+    )
+    assert attribute_columns(bundle) == {  # type: ignore[arg-type]
+        "Segment": "customer_Segment",
+        "plan": "plan",
+        "Action": "customer_Action",
+        "purchases": "customer_purchases",
+    }
+    assert people.machine_names(pd.Index(["segment", "Segment", "Risk tier"])) == {
+        "Risk tier": "risk_tier"
+    }

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from churnmodel._io import atomic_directory, write_csv, write_text
+from churnmodel._io import atomic_directory, write_text
 from churnmodel.config import OutreachConfig
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.engine import cache, spark_to_arrow, to_spark
@@ -51,6 +51,7 @@ from churnmodel.outreach.build import (
     tier_sizes,
     warn_if_capped,
 )
+from churnmodel.outreach.people import write_people_csv
 from churnmodel.outreach.report import BINS, ReportData, render_report
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import (
@@ -141,7 +142,7 @@ def score_on_spark(
         )
         lapsed = inactive_reason(bundle.config)
         still_not_scored = not_scored.filter(not_scored.reason != F.lit(lapsed))
-        paths, top_rows = _write(outreach, still_not_scored, winback, out_dir, top)
+        paths, top_rows = _write(outreach, still_not_scored, winback, out_dir, top, config)
         report = _report_data(outreach, as_of, rows, top_rows)
     counts = {
         "input customers": rows + sum(not_scored_counts.values()),
@@ -276,7 +277,7 @@ def _count_by_reason(not_scored: Any) -> dict[str, int]:
 
 
 def _write(
-    outreach: Any, not_scored: Any, winback: Any, out_dir: Path, top: int
+    outreach: Any, not_scored: Any, winback: Any, out_dir: Path, top: int, config: OutreachConfig
 ) -> tuple[dict[str, Path], pd.DataFrame]:
     """Write the datasets (each swapped in whole) and the top rows.
 
@@ -294,7 +295,7 @@ def _write(
     with atomic_directory(paths["winback"]) as tmp:
         winback.coalesce(1).write.mode("overwrite").parquet(tmp.as_uri())
     top_rows = _fetch(ordered.limit(top))
-    write_csv(top_rows, paths["outreach_top.csv"])
+    write_people_csv(top_rows, paths["outreach_top.csv"], config.csv_style, config.headers)
     return paths, top_rows
 
 

@@ -15,8 +15,9 @@ the model told apart:
 * Isotonic is a piecewise-linear curve through `x`, `y`: one point per
   block of the isotonic fit, at the block's mean score, with the block's
   churn rate shrunk towards the overall rate by one row, ``(k + rate) /
-  (n + 1)``, so no block is exactly 0 or 1; scores beyond the outer blocks
-  are clipped to them.
+  (n + 1)``, so no block is exactly 0 or 1 (then made non-decreasing
+  again, since shrinking pulls small blocks harder); scores beyond the
+  outer blocks are clipped to them.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Calibrator:
                 and np.isfinite(x).all()
                 and ((y >= 0) & (y <= 1)).all()
                 and (np.diff(x) >= 0).all()
+                and (np.diff(y) >= 0).all()
             )
         if self.kind == "platt":
             return bool(np.isfinite([self.a, self.b]).all())
@@ -119,7 +121,8 @@ def _isotonic_points(
     rate = float(y.mean())
     centres = np.bincount(block, weights=x) / rows
     shrunk = (np.bincount(block, weights=y) + rate) / (rows + 1)
-    return centres, shrunk
+    # shrinking pulls small blocks harder towards the rate, which can undo the order
+    return centres, np.maximum.accumulate(shrunk)
 
 
 def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

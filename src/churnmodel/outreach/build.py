@@ -38,6 +38,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from churnmodel.config import OutreachConfig
+from churnmodel.outreach.people import header_words
 from churnmodel.outreach.reasons import explain, typical_values
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.scoring import Scores
@@ -62,6 +63,8 @@ COLUMNS = [
     "has_reasons",
 ]
 LIST_ORDER = ["value_at_risk", "churn_probability", "customer_id"]
+INTERNAL_COLUMNS = ("probability", "new")
+"""Columns `row_figures` adds on the way (Spark matches names without case)."""
 BGNBD_VALUE = (
     "tx_expected_purchases_365d",
     "tx_p_alive",
@@ -111,11 +114,17 @@ def attribute_columns(bundle: ModelBundle) -> dict[str, str]:
     """The attributes the list carries (feature -> column), so a team filters without a join.
 
     The model's text and numeric attributes, under their own names, or
-    ``customer_<name>`` when that is already a list column.
+    ``customer_<name>`` when that name, in any case, is already a list
+    column or a header word (a CRM column `Segment`, say).
     """
     profile = bundle.config.features.profile
     names = [*(profile.attributes or []), *(profile.numeric or [])]
-    return {n: f"customer_{n}" if n in COLUMNS else n for n in names if n in bundle.feature_names}
+    taken = {c.casefold() for c in (*COLUMNS, *INTERNAL_COLUMNS, *header_words())}
+    return {
+        n: f"customer_{n}" if n.casefold() in taken else n
+        for n in names
+        if n in bundle.feature_names
+    }
 
 
 def list_columns(attributes: Mapping[str, str]) -> list[str]:

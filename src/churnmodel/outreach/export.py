@@ -72,7 +72,7 @@ def read_outreach(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ConfigError(f"outreach list {path} does not exist; run `churnmodel score` first")
     if path.suffix == ".csv":
-        return read_csv_list(path, {"customer_id": "str"})
+        return read_csv_list(path)
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError

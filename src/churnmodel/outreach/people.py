@@ -19,7 +19,6 @@ team working in a spreadsheet, so they follow three rules:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -100,10 +99,15 @@ def with_headers(frame: pd.DataFrame, headers: Headers) -> pd.DataFrame:
     return frame if headers == "names" else frame.rename(columns=HEADER_WORDS[headers])
 
 
+def header_words() -> set[str]:
+    """Every header word of every language."""
+    return {word for words in HEADER_WORDS.values() for word in words.values()}
+
+
 def machine_names(columns: pd.Index) -> dict[str, str]:
     """Header words of any language back to machine names, for lists read back in."""
     known = {word: name for words in HEADER_WORDS.values() for name, word in words.items()}
-    return {c: known[c] for c in columns if c in known}
+    return {c: known[c] for c in columns if c in known and known[c] not in columns}
 
 
 def write_people_csv(
@@ -162,7 +166,7 @@ def _cells(values: pd.Series) -> list[object]:
 
 
 def _write(sheet: object, row: int, col: int, value: object, number: object, dates: object) -> None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+    if value is None or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
         sheet.write_blank(row, col, None)  # type: ignore[attr-defined]
     elif isinstance(value, bool | np.bool_):
         sheet.write_boolean(row, col, bool(value))  # type: ignore[attr-defined]
@@ -187,8 +191,25 @@ def _restored(value: object) -> object:
     return value
 
 
-def read_csv_list(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
-    """A list written by `write_people_csv`, in either style and with any headers, as written."""
+NUMBER_COLUMNS = (
+    "churn_probability",
+    "health_score",
+    "value_12m",
+    "value_at_risk",
+    "days_since_last_activity",
+    "value_last_12m",
+    "value_lifetime",
+    "purchases",
+)
+"""The list's own numbers; every other column is read back as the text it was written as."""
+
+
+def read_csv_list(path: Path) -> pd.DataFrame:
+    """A list written by `write_people_csv`, in either style and with any headers.
+
+    Everything is read as text (a postcode `01067` stays `01067`, a plan
+    `1,5` stays `1,5`), then the list's own numbers and flags are converted.
+    """
     with path.open(encoding="utf-8-sig") as handle:
         first = handle.readline()
     german = first.count(";") > first.count(",")
@@ -196,13 +217,15 @@ def read_csv_list(path: Path, dtypes: Mapping[str, str]) -> pd.DataFrame:
         path,
         encoding="utf-8-sig",
         sep=";" if german else ",",
-        decimal="," if german else ".",
-        dtype={**dtypes, **{w: t for n, t in dtypes.items() for w in _words_of(n)}},
+        dtype=str,
         keep_default_na=False,
         na_values=[""],
     )
-    return restore(frame.rename(columns=machine_names(frame.columns)))
-
-
-def _words_of(name: str) -> list[str]:
-    return [words[name] for words in HEADER_WORDS.values() if name in words]
+    frame = restore(frame.rename(columns=machine_names(frame.columns)))
+    for column in NUMBER_COLUMNS:
+        if column in frame:
+            text = frame[column].str.replace(",", ".", regex=False) if german else frame[column]
+            frame[column] = pd.to_numeric(text)
+    if "has_reasons" in frame:
+        frame["has_reasons"] = frame["has_reasons"].map({"True": True, "False": False})
+    return frame
