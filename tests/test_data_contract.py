@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.data.load import load_tables
+from churnmodel.data.quality import QualityRules, regular_range
 from churnmodel.data.validate import validate_tables
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
@@ -206,3 +208,93 @@ def test_customers_with_conflicting_rows_are_an_error(con) -> None:
     err = error_of(con, {"transactions": tx, "customers": people})
     assert (err.table, err.column, err.rows) == ("customers", "customer_id", 1)
     assert "'a'" in str(err)  # b's rows are exact duplicates: dropped, not an error
+
+
+def _days(counts: dict[str, int], table: str = "events") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "table": table,
+            "day": [pd.Timestamp(d).date() for d in counts],
+            "rows": list(counts.values()),
+        }
+    )
+
+
+DAILY = {str(d.date()): 100 for d in pd.date_range("2025-01-01", "2025-03-31")}  # 9,000 rows
+
+
+def test_regular_range_leaves_out_stray_days_at_both_ends_and_says_so(caplog) -> None:
+    rules = QualityRules(max_outlier_share=0.001, today=dt.date(2026, 12, 5))
+    strays = {"1900-01-01": 1, "2025-04-20": 1, "2062-03-01": 1}  # 3 of 9,003 rows (budget 9)
+    with caplog.at_level(logging.WARNING):
+        span = regular_range(_days(DAILY | strays), rules)
+    assert (span.first, span.last) == (dt.date(2025, 1, 1), dt.date(2025, 3, 31))
+    assert len(span.findings) == 1
+    assert "3 row(s) outside" in span.findings[0]
+    assert "e.g. 1900-01-01, 2025-04-20, 2062-03-01" in span.findings[0]
+    assert "(2025-04-01)" in span.findings[0]  # the default scoring date it keeps
+    assert span.findings[0] in caplog.text
+
+
+def test_regular_range_keeps_a_short_pause_and_a_long_one_with_many_rows() -> None:
+    rules = QualityRules(max_outlier_share=0.001, today=dt.date(2026, 12, 5))
+    pause = {"2025-04-10": 5}  # 10 days after the end: shorter than MIN_GAP_DAYS
+    assert regular_range(_days(DAILY | pause), rules).last == dt.date(2025, 4, 10)
+    reopened = {str(d.date()): 100 for d in pd.date_range("2025-06-01", "2025-06-30")}
+    span = regular_range(_days(DAILY | reopened), rules)  # 3,000 rows past a 2-month gap
+    assert (span.last, span.findings) == (dt.date(2025, 6, 30), ())
+
+
+def test_regular_range_stops_when_outliers_exceed_the_share() -> None:
+    rules = QualityRules(max_outlier_share=0.001, today=dt.date(2026, 12, 5))
+    future = _days({"2030-01-01": 10}, table="transactions")  # 10 > 0.001 x 9,010
+    with pytest.raises(DataContractError) as info:
+        regular_range(pd.concat([_days(DAILY), future]), rules)
+    error = info.value
+    assert (error.table, error.column, error.rows) == ("transactions", "timestamp", 10)
+    assert error.examples == ["2030-01-01"]
+    assert "max_outlier_share = 0.001" in str(error)
+    with pytest.raises(DataContractError):  # every row in the future: nothing regular is left
+        regular_range(future, rules)
+
+
+def test_comma_style_reads_german_numbers(con, tmp_path) -> None:
+    path = write_csv(
+        tmp_path,
+        "tx",
+        'customer_id,timestamp,amount\na,2025-01-01,"1.234,56"\nb,2025-01-02,"12,5"\n'
+        "c,2025-01-03,3.260\n",
+    )
+    tables = check(con, {"transactions": path}, rules=QualityRules(number_style="comma"))
+    amounts = collect(tables.tables["transactions"])["amount"].tolist()
+    assert amounts == [1234.56, 12.5, 3260.0]
+    plain = write_csv(tmp_path, "plain", "customer_id,timestamp,amount\na,2025-01-01,3.260\n")
+    error = error_of(con, {"transactions": plain})  # the default style refuses 3.260
+    assert (error.table, error.column, error.rows, error.examples) == (
+        "transactions",
+        "amount",
+        1,
+        ["3.260"],
+    )
+
+
+def test_unmatched_ids_are_counted_per_table(con) -> None:
+    customers = frame([("0001677",), ("0001678",)], ["customer_id"])
+    tx = frame(
+        [("0001677", "2025-01-01", float(i)) for i in range(200)] + [("1677", "2025-01-02", 2.0)],
+        ["customer_id", "timestamp", "amount"],
+    )
+    tables = check(con, {"customers": customers, "transactions": tx})  # 1 of 201 rows: a warning
+    assert tables.findings == (
+        "table 'transactions', column 'customer_id': 1 of 201 rows (1 ids) have a customer_id "
+        "that is not in 'customers' (e.g. '1677'); ids are compared exactly as text, so '0042' "
+        "is not '42'; they are scored as customers without a profile "
+        "(data.max_unmatched_share = 0.01)",
+    )
+    with pytest.raises(DataContractError) as info:
+        check(
+            con,
+            {"customers": customers, "transactions": tx},
+            rules=QualityRules(max_unmatched_share=0.001),
+        )
+    assert "1 of 201 rows" in str(info.value) and "at least 0.00498" in str(info.value)

@@ -44,6 +44,7 @@ from churnmodel.workflows import (
     ScoreRun,
     TrainingOutcome,
     build_features,
+    check_data,
     compute_kpis,
     evaluate,
     monitor,
@@ -317,6 +318,39 @@ def _run_config(
     for section, values in options.items():
         raw[section] |= {key: value for key, value in values.items() if value is not None}
     return parse_config(raw, source="command line")
+
+
+@app.command()
+@_friendly_errors
+def check(
+    config: ConfigOption = Path("churn.toml"),
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+) -> None:
+    """Check the data as every command does first; exit 2 on an error, 0 with warnings listed.
+
+    Validates each table against the data contract, then looks across rows
+    and tables: timestamps outside the regular activity (they never move
+    the default scoring date), ids that match no customer or look damaged,
+    numbers written with thousands separators, survey answers off their
+    scale, and configured event types that never occur.
+    """
+    run_config = _run_config(config, engine, spark_master)
+    with console.status("starting") as status:
+        checked = check_data(run_config, progress=lambda msg: status.update(msg))
+    tables = checked.tables
+    table = Table("table", "rows", "exact duplicates", title="tables")
+    for name, report in tables.reports.items():
+        table.add_row(name, f"{report.rows:,}", f"{report.duplicate_rows:,}")
+    out.print(table)
+    last = tables.observed_until.date() - dt.timedelta(days=1)
+    out.print(
+        f"regular activity from {tables.observed_from:%Y-%m-%d} to {last}; "
+        f"default scoring date {tables.observed_until:%Y-%m-%d}"
+    )
+    out.print(
+        f"{len(checked.findings)} warning(s)" + (" (listed above)" if checked.findings else "")
+    )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from churnmodel.data.quality import NumberStyle, QualityRules
 from churnmodel.errors import ConfigError
 
 TABLES = ("customers", "transactions", "events", "churn")
@@ -63,6 +64,18 @@ class DataConfig(_Strict):
     churn: str | None = None
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     duplicates: Literal["keep", "drop"] = "keep"
+    # numbers in text files: "check" stops on 3.260-like values, "point" reads them as 3.26,
+    # "comma" reads 1.234,56 (German style)
+    number_style: NumberStyle = "check"
+    # timestamps after today, before 1970 or past a long gap are left out of the observed range
+    # while at most this share of activity rows; more stops the run
+    max_outlier_share: float = Field(0.001, ge=0, le=1)
+    # rows of a table whose customer_id is not in customers; more stops the run
+    max_unmatched_share: float = Field(0.01, ge=0, le=1)
+
+    def quality_rules(self) -> QualityRules:
+        """The settings of the cross-row checks (`churnmodel.data.quality`)."""
+        return QualityRules(self.number_style, self.max_outlier_share, self.max_unmatched_share)
 
     def sources(self) -> dict[str, str]:
         """The configured table locations keyed by canonical table name."""

@@ -332,14 +332,7 @@ def _resolve_engagement(
         for kind in frequent:
             named.setdefault(slug(kind), kind)
         types = list(named.values())[: engagement.max_types]
-    else:
-        unseen = [t for t in types if t not in facts.event_types]
-        if unseen and facts.event_types:
-            log.warning(
-                "table 'events': configured event type(s) %s never occur; the data has %s",
-                unseen,
-                ", ".join(list(facts.event_types)[:10]),
-            )
+    # configured types that never occur are said by event_type_findings, with a did-you-mean
     rest = [t for t in facts.event_types if t not in reserved and t not in types]
     group_other = engagement.group_other if engagement.group_other is not None else bool(rest)
     unknown = sorted(set(engagement.weights) - set(types))

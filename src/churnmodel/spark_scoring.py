@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +98,12 @@ def score_on_spark(
     model_version: str,
     out_dir: Path,
     top: int,
+    findings: Sequence[str] = (),
 ) -> SparkScores:
-    """Score everyone eligible at `as_of` on Spark and write the list under `out_dir`."""
+    """Score everyone eligible at `as_of` on Spark and write the list under `out_dir`.
+
+    `findings` (the data-quality warnings) go into the report and summary.json.
+    """
     from pyspark.sql import functions as F
 
     with ExitStack() as cached:
@@ -149,13 +153,14 @@ def score_on_spark(
         "scored": rows,
         **{f"not scored: {r}": n for r, n in not_scored_counts.items()},
     }
-    page = render_report(report, counts, model_version, unseen, config.currency)
+    page = render_report(report, counts, model_version, unseen, config.currency, findings)
     write_text(page, paths["report.html"])
     summary = {
         "as_of": str(as_of),
         "model": model_version,
         "counts": counts,
         "unseen_categories": unseen,
+        "data_quality": list(findings),
     }
     write_text(json.dumps(summary, indent=2) + "\n", paths["summary.json"])
     return SparkScores(as_of, model_version, counts, report.tiers, unseen, top_rows, paths)

@@ -90,6 +90,7 @@ class FeatureRun:
     tables: ValidatedTables
     config: RunConfig
     facts: DataFacts
+    findings: tuple[str, ...] = ()  # the data-quality warnings
 
 
 def load_data(
@@ -106,7 +107,7 @@ def load_data(
     if not sources:
         raise ConfigError("data: no tables configured; set data.transactions and/or data.events")
     raw = load_tables(con or connect_configured(config), sources, config.data.columns)
-    return validate_tables(raw, config.data.duplicates)
+    return validate_tables(raw, config.data.duplicates, config.data.quality_rules())
 
 
 def check_surveys(tables: ValidatedTables, config: RunConfig) -> None:
@@ -122,14 +123,27 @@ def connect_configured(config: RunConfig) -> SQLBackend:
     return connect(data.engine, data.memory_limit, data.spark_master, spark_conf=data.spark_conf)
 
 
-def build_features(
+@dataclass(frozen=True)
+class CheckedData:
+    """Validated tables, the config with every open setting decided, and what was found."""
+
+    tables: ValidatedTables
+    config: RunConfig
+    facts: DataFacts
+    findings: tuple[str, ...]  # every warning of the data-quality pass, for the run's record
+
+
+def check_data(
     config: RunConfig,
-    cutoffs: list[dt.date] | None = None,
     sources: Mapping[str, Source] | None = None,
     con: SQLBackend | None = None,
     progress: Progress | None = None,
-) -> FeatureRun:
-    """Validate the data, lay out cutoffs and labels, and compute the feature matrix."""
+) -> CheckedData:
+    """The data-quality pass that `features` and `train` start with (and `churnmodel check` is).
+
+    Errors stop the run (`DataContractError`); warnings are logged as they
+    are found and returned, so a training run can record them.
+    """
     step = progress or (lambda _: None)
     step("validating tables")
     tables = load_data(config, sources, con)
@@ -137,8 +151,23 @@ def build_features(
     step("finding defaults in the data")
     facts = gather_facts(tables)
     config = resolve(config, facts)
-    for finding in event_type_findings(config, facts.event_types):
+    event_findings = event_type_findings(config, facts.event_types)
+    for finding in event_findings:
         log.warning(finding)
+    return CheckedData(tables, config, facts, (*tables.findings, *event_findings))
+
+
+def build_features(
+    config: RunConfig,
+    cutoffs: list[dt.date] | None = None,
+    sources: Mapping[str, Source] | None = None,
+    con: SQLBackend | None = None,
+    progress: Progress | None = None,
+) -> FeatureRun:
+    """Check the data, lay out cutoffs and labels, and compute the feature matrix."""
+    step = progress or (lambda _: None)
+    checked = check_data(config, sources, con, step)
+    tables, config = checked.tables, checked.config
     step("planning cutoffs")
     cutoffs = training_cutoffs(
         config.cutoffs, tables.observed_until, config.label.horizon, explicit=cutoffs
@@ -152,7 +181,7 @@ def build_features(
         max_rows=config.data.max_matrix_rows,
         seed=config.model.seed,
     )
-    return FeatureRun(matrix, sorted(cutoffs), tables, config, facts)
+    return FeatureRun(matrix, sorted(cutoffs), tables, config, checked.facts, checked.findings)
 
 
 def write_features(matrix: FeatureMatrix, out: Path) -> Path:
@@ -245,6 +274,7 @@ def train(
             (features.tables.observed_from, features.tables.observed_until),
             result.cutoffs,
             features.matrix.specs,
+            features.findings,
         )
         run.log_results(
             result.params,
@@ -395,6 +425,7 @@ class ScoreRun:
     scores: Scores
     outreach: pd.DataFrame
     model: str
+    findings: tuple[str, ...] = ()  # the data-quality warnings of this run
 
     def counts(self) -> dict[str, int]:
         """Scored and not-scored customers by reason; they add up to `input customers`."""
@@ -422,14 +453,14 @@ def score(
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
-    check_scoring_data(tables, bundle)
+    findings = check_scoring_data(tables, bundle)
     step(f"computing features and scores as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
         raise nothing_eligible(as_of, scores.not_scored_counts())
     step("ranking and explaining the riskiest customers")
     outreach = build_outreach(scores, bundle, config.outreach, label)
-    return ScoreRun(scores, outreach, label)
+    return ScoreRun(scores, outreach, label, findings)
 
 
 def score_on_spark(
@@ -452,16 +483,23 @@ def score_on_spark(
     step("validating tables")
     tables = load_data(config, sources, con)
     as_of = as_of or default_as_of(tables)
-    check_scoring_data(tables, bundle)
+    findings = check_scoring_data(tables, bundle)
     step(f"computing features, scores and the list as of {as_of} on Spark")
-    return spark_scoring.score_on_spark(tables, bundle, as_of, config.outreach, label, out_dir, top)
+    return spark_scoring.score_on_spark(
+        tables, bundle, as_of, config.outreach, label, out_dir, top, findings
+    )
 
 
-def check_scoring_data(tables: ValidatedTables, bundle: ModelBundle) -> None:
-    """Survey scales, and the model's event types against the data's (e.g. 'login' vs 'Login')."""
+def check_scoring_data(tables: ValidatedTables, bundle: ModelBundle) -> tuple[str, ...]:
+    """Survey scales, and the model's event types against the data's (e.g. 'login' vs 'Login').
+
+    Returns every data-quality warning of the run, validation's included.
+    """
     check_surveys(tables, bundle.config)
-    for finding in event_type_findings(bundle.config, event_type_counts(tables)):
+    findings = event_type_findings(bundle.config, event_type_counts(tables))
+    for finding in findings:
         log.warning(finding)
+    return (*tables.findings, *findings)
 
 
 def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tuple[ModelBundle, str]:
@@ -543,6 +581,7 @@ def monitor(
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
+    findings = check_scoring_data(tables, bundle)
     step(f"computing features as of {as_of}")
     scores = score_customers(tables, bundle, as_of)
     if scores.frame.empty:
@@ -583,7 +622,9 @@ def monitor(
     ]
     step("logging to MLflow")
     calibrated = pd.concat(calibration, ignore_index=True) if calibration else pd.DataFrame()
-    run_id = tracking.log_monitor_run(config, label, as_of, drift, live, calibrated, alerts)
+    run_id = tracking.log_monitor_run(
+        config, label, as_of, drift, live, calibrated, alerts, findings
+    )
     return MonitorOutcome(as_of, label, drift, live, calibrated, waiting, alerts, run_id)
 
 
@@ -663,7 +704,7 @@ def write_score_outputs(
     files = files or OutreachConfig()
     data = report_data(run.outreach)
     unseen = run.scores.unseen_categories
-    report = render_report(data, run.counts(), run.model, unseen, files.currency)
+    report = render_report(data, run.counts(), run.model, unseen, files.currency, run.findings)
     winback = run.scores.winback
     if winback is None:
         winback = pd.DataFrame({"customer_id": pd.Series([], dtype="object")})

@@ -21,6 +21,13 @@ import ibis
 import ibis.expr.types as ir
 
 from churnmodel.data.contract import CONTRACT, Kind, TableSpec
+from churnmodel.data.quality import (
+    NumberStyle,
+    QualityRules,
+    active_days,
+    id_findings,
+    regular_range,
+)
 from churnmodel.engine import collect, scalar
 from churnmodel.errors import DataContractError
 
@@ -52,7 +59,8 @@ class ValidatedTables:
     tables: dict[str, ibis.Table]
     reports: dict[str, TableReport]
     observed_from: dt.datetime
-    observed_until: dt.datetime  # exclusive: the day after the last observed timestamp
+    observed_until: dt.datetime  # exclusive: the day after the last regular activity
+    findings: tuple[str, ...] = ()  # the warnings of validation, for the run's record
 
     @property
     def contractual(self) -> bool:
@@ -69,31 +77,51 @@ LARGEST_NUMBER = 1e15
 
 
 def validate_tables(
-    raw: Mapping[str, ibis.Table], duplicates: Literal["keep", "drop"] = "keep"
+    raw: Mapping[str, ibis.Table],
+    duplicates: Literal["keep", "drop"] = "keep",
+    rules: QualityRules | None = None,
 ) -> ValidatedTables:
-    """Validate every table and work out the period the data covers."""
+    """Validate every table and work out the period of regular activity the data covers.
+
+    The period leaves out a few stray timestamps (`quality.regular_range`),
+    so one row dated 2062 or 1900 moves neither the default scoring date nor
+    the cutoff schedule; ids are checked across tables (`quality.id_findings`).
+    """
+    rules = rules or QualityRules()
     if "transactions" not in raw and "events" not in raw:
         raise DataContractError(
             "transactions", None, "at least one of the tables 'transactions' or 'events'"
         )
     tables: dict[str, ibis.Table] = {}
     reports: dict[str, TableReport] = {}
-    bounds: list[tuple[dt.datetime, dt.datetime]] = []
+    findings: list[str] = []
     for name, table in raw.items():
-        spec = CONTRACT[name]
-        typed, report, first, last = _validate_table(spec, table, duplicates)
+        typed, report, warning = _validate_table(CONTRACT[name], table, duplicates, rules)
         tables[name], reports[name] = typed, report
-        if first is not None and last is not None and name in ("transactions", "events"):
-            bounds.append((first, last))
-    observed_from = min(first for first, _ in bounds)
-    last_seen = max(last for _, last in bounds)
-    observed_until = dt.datetime.combine(last_seen.date() + dt.timedelta(days=1), dt.time())
-    return ValidatedTables(tables, reports, observed_from, observed_until)
+        findings.extend([warning] if warning else [])
+    days = active_days(tables)
+    if days.empty:
+        raise DataContractError(
+            "transactions" if "transactions" in tables else "events",
+            "timestamp",
+            "at least one row of activity, but the activity tables are empty",
+            0,
+        )
+    span = regular_range(days, rules)
+    findings.extend(span.findings)
+    findings.extend(id_findings(tables, rules))
+    return ValidatedTables(
+        tables,
+        reports,
+        dt.datetime.combine(span.first, dt.time()),
+        dt.datetime.combine(span.last + dt.timedelta(days=1), dt.time()),
+        tuple(findings),
+    )
 
 
 def _validate_table(
-    spec: TableSpec, table: ibis.Table, duplicates: Literal["keep", "drop"]
-) -> tuple[ibis.Table, TableReport, dt.datetime | None, dt.datetime | None]:
+    spec: TableSpec, table: ibis.Table, duplicates: Literal["keep", "drop"], rules: QualityRules
+) -> tuple[ibis.Table, TableReport, str | None]:
     missing = [c for c in spec.required if c not in table.columns]
     if missing:
         raise DataContractError(
@@ -104,18 +132,16 @@ def _validate_table(
     present = {c: k for c, k in spec.columns.items() if c in table.columns}
     # Raw and typed values side by side, so a check can compare the two.
     wide = table.mutate(
-        **{_TYPED + c: _typed(spec.name, c, table[c], k) for c, k in present.items()}
+        **{
+            _TYPED + c: _typed(spec.name, c, table[c], k, rules.number_style)
+            for c, k in present.items()
+        }
     )
-    checks = _problem_checks(spec, wide, present)
-    stamp = next((c for c, k in present.items() if k is Kind.TIMESTAMP), None)
-    bounds = (
-        {"first": wide[_TYPED + stamp].min(), "last": wide[_TYPED + stamp].max()} if stamp else {}
-    )
+    checks = _problem_checks(spec, wide, present, rules.number_style)
     row = collect(
         wide.aggregate(
             rows=ibis._.count(),
             **{f"bad_{i}": ibis.coalesce(cond.sum(), 0) for i, (_, _, cond) in enumerate(checks)},
-            **bounds,
         )
     ).iloc[0]
     if int(row["rows"]) == 0 and not spec.may_be_empty:
@@ -130,24 +156,28 @@ def _validate_table(
     typed = wide.select(**{c: wide[_TYPED + c] for c in present}, **{c: wide[c] for c in extra})
     rows = int(row["rows"])
     duplicate_rows = rows - int(scalar(typed.distinct().count()))
+    warning = None
     if duplicate_rows:
-        log.warning(
-            "table '%s': %d exact duplicate row(s) %s",
-            spec.name,
-            duplicate_rows,
-            "dropped" if duplicates == "drop" else "kept (set data.duplicates = 'drop' to drop)",
+        warning = f"table '{spec.name}': {duplicate_rows:,} exact duplicate row(s) " + (
+            "dropped" if duplicates == "drop" else "kept (set data.duplicates = 'drop' to drop)"
         )
+        log.warning(warning)
     if duplicates == "drop" or spec.name in ("customers", "churn"):
         typed = typed.distinct() if duplicate_rows else typed
     if spec.name in ("customers", "churn"):
         _require_unique_ids(spec.name, typed)
-    first, last = row.get("first"), row.get("last")
     report = TableReport(rows, duplicate_rows, duplicate_rows > 0 and duplicates == "drop")
-    return typed, report, _as_datetime(first), _as_datetime(last)
+    return typed, report, warning
 
 
-def _typed(table: str, column: str, value: ir.Column, kind: Kind) -> ir.Value:
-    """Cast a source column to its canonical type; unparseable values become NULL."""
+def _typed(
+    table: str, column: str, value: ir.Column, kind: Kind, number_style: NumberStyle = "check"
+) -> ir.Value:
+    """Cast a source column to its canonical type; unparseable values become NULL.
+
+    Numbers in text follow `number_style`: "comma" reads ``1.234,56`` (a
+    point between thousands, a comma before the decimals).
+    """
     dtype = value.type()
     if dtype.is_null():  # an all-empty column (e.g. pandas None) has no type of its own
         return value.cast(_NULL_AS[kind])
@@ -156,6 +186,8 @@ def _typed(table: str, column: str, value: ir.Column, kind: Kind) -> ir.Value:
     if kind is Kind.NUMBER:
         if dtype.is_numeric():
             return value.cast("float64")
+        if dtype.is_string() and number_style == "comma":
+            return value.replace(".", "").replace(",", ".").try_cast("float64")
         if dtype.is_string():
             return value.try_cast("float64")
     if kind is Kind.TIMESTAMP:
@@ -166,15 +198,20 @@ def _typed(table: str, column: str, value: ir.Column, kind: Kind) -> ir.Value:
     raise DataContractError(table, column, f"{kind.value}, got column type {dtype}")
 
 
+THOUSANDS = r"^\s*[+-]?[0-9]{1,3}(\.[0-9]{3})+\s*$"
+"""Text like 3.260 or 1.234.567: a point between thousands, as German and Dutch files write."""
+
+
 def _problem_checks(
-    spec: TableSpec, wide: ibis.Table, present: Mapping[str, Kind]
+    spec: TableSpec, wide: ibis.Table, present: Mapping[str, Kind], number_style: NumberStyle
 ) -> list[tuple[str, str, ir.BooleanValue]]:
     """(column, expectation, condition over raw rows that breaks it)."""
     checks: list[tuple[str, str, ir.BooleanValue]] = []
     for column, kind in present.items():
         source, value = wide[column], wide[_TYPED + column]
         if kind is Kind.ID:
-            checks.append((column, "a customer id in every row", source.isnull() | (value == "")))
+            blank = source.isnull() | (value.strip() == "")
+            checks.append((column, "a customer id in every row, not empty or blank", blank))
             continue
         if column not in spec.nullable:
             checks.append(
@@ -182,12 +219,22 @@ def _problem_checks(
             )
         if kind in (Kind.NUMBER, Kind.TIMESTAMP):
             checks.append((column, kind.value, source.notnull() & value.isnull()))
+        if kind is Kind.NUMBER and number_style == "check" and source.type().is_string():
+            thousands = source.re_search(THOUSANDS)
+            checks.append((column, _THOUSANDS_EXPECTED, thousands))
         if kind is Kind.NUMBER:  # NaN, infinities and absurd sizes would break the sums later
             absurd = value.isnan() | value.isinf() | (value.abs() > LARGEST_NUMBER)
             checks.append(
                 (column, f"a finite number of at most {LARGEST_NUMBER:.0e} in size", absurd)
             )
     return checks
+
+
+_THOUSANDS_EXPECTED = (
+    "numbers with a decimal point, but some look like thousands with a point between them "
+    "(3.260 for 3,260), which would be read as 3.26. Set data.number_style = 'comma' when the "
+    "file writes 1.234,56, or 'point' when 3.260 really is 3.26"
+)
 
 
 def _require_unique_ids(name: str, table: ibis.Table) -> None:
@@ -202,12 +249,6 @@ def _require_unique_ids(name: str, table: ibis.Table) -> None:
             conflicting,
             examples.tolist(),
         )
-
-
-def _as_datetime(value: object) -> dt.datetime | None:
-    if value is None or value != value:  # None or NaT
-        return None
-    return value.to_pydatetime() if hasattr(value, "to_pydatetime") else value  # type: ignore[return-value]
 
 
 SURVEY_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -103,8 +103,13 @@ def render_report(
     model: str,
     unseen: Mapping[str, int],
     currency: str = "",
+    findings: Sequence[str] = (),
 ) -> str:
-    """The report as one HTML string; `counts` is what happened to every input customer."""
+    """The report as one HTML string; `counts` is what happened to every input customer.
+
+    `findings` are the data-quality warnings of the run, listed at the end
+    so that whoever acts on the list can see what the data looked like.
+    """
     cash = money(currency)
     parts = [
         f"<h1>Churn outreach list, {html.escape(data.as_of)}</h1>",
@@ -138,6 +143,9 @@ def render_report(
     if unseen:
         listed = ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unseen.items()))
         parts.append(f"<p>Values unseen in training, scored as missing: {html.escape(listed)}</p>")
+    if findings:
+        notes = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
+        parts.append(f"<h2>Data notes</h2><ul>{notes}</ul>")
     return page(f"Churn outreach {data.as_of}", parts)
 
 

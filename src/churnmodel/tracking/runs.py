@@ -85,8 +85,9 @@ class TrainingRun:
         observed: tuple[object, object],
         cutoffs: pd.DataFrame,
         specs: tuple[FeatureSpec, ...],
+        findings: Sequence[str] = (),
     ) -> None:
-        """Config, data window, per-cutoff rows and churn rate, and the feature list."""
+        """Config, data window, per-cutoff rows and churn rate, the feature list, data findings."""
         mlflow.log_params(_flatten(config.model_dump(mode="json")))
         mlflow.log_params({"data.observed_from": observed[0], "data.observed_until": observed[1]})
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
@@ -104,6 +105,7 @@ class TrainingRun:
         features = [{"name": s.name, "family": s.family, "dtype": s.dtype} for s in specs]
         mlflow.log_dict({"features": features}, "features.json")
         mlflow.log_param("feature_count", len(specs))
+        log_findings(findings)
 
     def log_results(
         self,
@@ -144,6 +146,13 @@ class TrainingRun:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+def log_findings(findings: Sequence[str]) -> None:
+    """The data-quality warnings: their count as a metric, their text as data/quality.txt."""
+    mlflow.log_metric("data_quality_warnings", len(findings))
+    mlflow.set_tag("churnmodel.data_quality", f"{len(findings)} warning(s)")
+    mlflow.log_text("".join(f"{f}\n" for f in findings) or "no warnings\n", "data/quality.txt")
+
+
 @contextmanager
 def start_training_run(config: RunConfig, run_name: str | None = None) -> Iterator[TrainingRun]:
     """An MLflow run in the configured experiment; failed runs are marked FAILED."""
@@ -177,6 +186,7 @@ def log_monitor_run(
     live: Sequence[LivePerformance],
     calibration: pd.DataFrame,
     alerts: Sequence[str],
+    findings: Sequence[str] = (),
 ) -> str:
     """Record a monitoring check (PSI per feature, live metrics per list, alerts); returns its id.
 
@@ -195,6 +205,7 @@ def log_monitor_run(
             }
         )
         mlflow.log_params(_flatten(config.monitor.model_dump(mode="json"), "monitor."))
+        log_findings(findings)
         mlflow.log_metrics(
             {f"psi.{f}": float(v) for f, v in zip(drift.feature, drift.psi, strict=True)}
         )
