@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import churnmodel as cm
+import churnmodel.config
+from churnmodel import _io
 from churnmodel.cli import app
 from churnmodel.data.simulate import SimulationParams, write_simulation
 from churnmodel.outreach.build import list_columns
@@ -302,24 +304,71 @@ def test_unseen_category_is_scored_as_missing_and_counted(trained) -> None:
     assert run.scores.unseen_categories == {"plan": expected}
 
 
-def test_a_crash_while_writing_leaves_no_partial_file(trained, tmp_path, monkeypatch) -> None:
-    config = cm.load_config(trained / "churn.toml")
-    run = score(config, model=str(trained / "models"))
+@pytest.fixture(scope="module")
+def run(trained):
+    return score(cm.load_config(trained / "churn.toml"), model=str(trained / "models"))
+
+
+def _fault_at(monkeypatch, where: str, call: int) -> None:
+    """Make the `call`-th call of one step of the write phase raise, as a full disk would."""
+    targets = {
+        "parquet": (pq, "write_table"),
+        "csv": (pd.DataFrame, "to_csv"),
+        "text": (Path, "write_text"),
+        "rename": (_io.os, "replace"),
+        "swap": (_io, "_exchange"),
+        "carry-over": (_io, "_link_or_copy"),
+    }
+    owner, name = targets[where]
+    real = getattr(owner, name)
+    calls = iter(range(1, 1_000))
+
+    def faulty(*args, **kwargs):
+        if next(calls) == call:
+            if where == "csv":  # half a file first: the worst moment to die
+                real(args[0].head(len(args[0]) // 2), *args[1:], **kwargs)
+            raise OSError(f"disk full (injected at {where} #{call})")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, faulty)
+
+
+FAULTS = [
+    ("parquet", 1),
+    ("csv", 1),
+    ("csv", 2),
+    ("csv", 3),
+    ("text", 1),
+    *[("rename", k) for k in range(1, 6)],
+    ("swap", 1),
+    ("carry-over", 1),
+]
+
+
+@pytest.mark.parametrize(("where", "call"), FAULTS, ids=[f"{w}-{c}" for w, c in FAULTS])
+def test_a_fault_while_writing_leaves_the_old_set_whole(
+    run, tmp_path, monkeypatch, where: str, call: int
+) -> None:
     out = tmp_path / "out"
     write_score_outputs(run, out)
-    before = {name: (out / name).read_bytes() for name in OUTPUTS}
+    (out / "features.parquet").write_bytes(b"not ours")  # another command's file stays
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    german = cm.config.OutreachConfig(csv_style="german", headers="de")
+    with monkeypatch.context() as patched:
+        _fault_at(patched, where, call)
+        with pytest.raises(OSError, match="injected"):
+            write_score_outputs(run, out, german)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+    paths = write_score_outputs(run, out, german)  # and the next run replaces the set whole
+    assert (out / "features.parquet").read_bytes() == b"not ours"
+    assert paths["outreach.csv"].read_bytes() != before["outreach.csv"]
+    assert b";" in paths["not_scored.csv"].read_bytes().splitlines()[0]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "features.parquet"])
 
-    real_to_csv = pd.DataFrame.to_csv
 
-    def half_then_crash(self, path, *args, **kwargs):
-        real_to_csv(self.head(len(self) // 2), path, *args, **kwargs)
-        raise OSError("disk full (injected)")
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_crash)
-    with pytest.raises(OSError, match="injected"):
-        write_score_outputs(run, out)
-    assert (out / "outreach.csv").read_bytes() == before["outreach.csv"]
+def test_a_fault_in_a_fresh_folder_leaves_nothing(run, tmp_path, monkeypatch) -> None:
+    _fault_at(monkeypatch, "csv", 2)
     with pytest.raises(OSError, match="injected"):
         write_score_outputs(run, tmp_path / "fresh")
-    assert not (tmp_path / "fresh" / "outreach.csv").exists()
-    assert not list(out.glob(".*")) and not list((tmp_path / "fresh").glob(".*"))
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -152,6 +153,17 @@ def main(
     # MLflow narrates every download and schema migration; keep its errors only.
     logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose else logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+TERMINATED_EXIT_CODE = 143
+"""128 + SIGTERM, as a shell reports a process the signal ended."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """A scheduler's stop (SIGTERM) unwinds like an error: runs end FAILED, staging is removed."""
+    raise SystemExit(TERMINATED_EXIT_CODE)
 
 
 @app.command()
@@ -786,9 +798,19 @@ def export_command(
 
 
 def _output_folder(path: Path) -> None:
-    """Refuse, before any work, an --out that exists and is not a folder."""
+    """Refuse, before any work, an --out that is a file or holds the working folder.
+
+    The outputs are swapped in as one folder, so --out must be a folder of
+    its own, never `.` or a parent of it.
+    """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path}: an existing file; expected a folder for the outputs")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise ConfigError(
+            f"--out {path}: holds the working folder; the outputs replace their folder as a "
+            "whole, so give them a folder of their own (e.g. --out out)"
+        )
 
 
 CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from ibis.backends.sql import SQLBackend
 
 from churnmodel import spark_scoring, tracking
 from churnmodel._html import write_png
-from churnmodel._io import atomic_directory, write_csv, write_parquet
+from churnmodel._io import KEEP_ALL, atomic_directory, scratch_folder, write_csv, write_parquet
 from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, check_survey_scales, validate_tables
@@ -243,22 +242,15 @@ def train(
     )
     held = backtest_rows(frame, result.backtest)
     step("scoring the current champion on the backtest rows")
-    champion = _score_champion(config, held)
-    backtest = result.backtest.with_scores(
-        {"model": result.backtest.rows[result.winner]}
-        | ({"champion": champion.scores} if champion.scores is not None else {})
-    )
-    result = dataclasses.replace(result, backtest=backtest)
-    comparison, challenger_auc = compare_with_champion(champion, backtest)
-    decision = decide(challenger_auc, comparison, force_promote)
+    result, comparison, decision = _against_champion(config, result, held, force_promote)
+    backtest = result.backtest
 
     step("logging to MLflow")
     name = config.mlflow.registered_model
     with (
-        tempfile.TemporaryDirectory(prefix="churnmodel-train-") as tmp,
+        scratch_folder("train") as scratch,
         tracking.start_training_run(config) as run,
     ):
-        scratch = Path(tmp)
         _write_training_plots(result, held, scratch / "plots")
         facts = {
             **_training_facts(result, features.facts),
@@ -294,15 +286,43 @@ def train(
                 "churnmodel.winner": result.winner,
                 "churnmodel.leakage_suspected": str(result.leakage.suspected).lower(),
                 "churnmodel.leakage": result.leakage.message() or "none",
-                "churnmodel.promotion": decision.reason,
                 "churnmodel.tune_trials": tune_trials,
             }
         )
         exported = None
-        if decision.promote:
-            tracking.set_alias(name, "champion", version)
-            exported = tracking.export_version(name, version, config.mlflow.export_dir)
+        # Compare-and-set: another training may have promoted since the comparison above;
+        # under the lock, a changed champion is measured again before anything moves.
+        with tracking.promotion_lock(config.mlflow, lambda: step("waiting for another promotion")):
+            tracking.reconcile_export(name, config.mlflow.export_dir)
+            if tracking.version_of_alias(name, "champion") != comparison.version:
+                step("the champion changed during training; comparing with the new one")
+                result, comparison, decision = _against_champion(
+                    config, result, held, force_promote
+                )
+            run.tag(
+                {
+                    "churnmodel.promotion": decision.reason,
+                    "churnmodel.compared_with": comparison.version or "none",
+                }
+            )
+            if decision.promote:
+                tracking.set_alias(name, "champion", version)
+                exported = tracking.export_version(name, version, config.mlflow.export_dir)
     return TrainingOutcome(run.run_id, version, result, comparison, decision, exported, config)
+
+
+def _against_champion(
+    config: RunConfig, result: TrainingResult, held: pd.DataFrame, force_promote: bool
+) -> tuple[TrainingResult, Comparison, Decision]:
+    """The current champion scored on the backtest rows beside the challenger, and the verdict."""
+    champion = _score_champion(config, held)
+    backtest = result.backtest.with_scores(
+        {"model": result.backtest.rows[result.winner]}
+        | ({"champion": champion.scores} if champion.scores is not None else {})
+    )
+    comparison, challenger_auc = compare_with_champion(champion, backtest)
+    decision = decide(challenger_auc, comparison, force_promote)
+    return dataclasses.replace(result, backtest=backtest), comparison, decision
 
 
 def _with_matrix_settings(config: RunConfig, features: FeatureRun) -> RunConfig:
@@ -408,7 +428,7 @@ def evaluate(
     held = backtest_rows(frame, backtest)
     step(f"scoring {len(held):,} backtest rows with {label}")
     evaluation = backtest.with_scores({"model": bundle.predict(held)})
-    with tempfile.TemporaryDirectory(prefix="churnmodel-evaluate-") as tmp:
+    with scratch_folder("evaluate") as tmp:
         plots = Path(tmp)
         rows = evaluation.rows
         write_evaluation_plots(rows["label"], {s: rows[s] for s in evaluation.scorers}, plots)
@@ -485,9 +505,12 @@ def score_on_spark(
     as_of = as_of or default_as_of(tables)
     findings = check_scoring_data(tables, bundle)
     step(f"computing features, scores and the list as of {as_of} on Spark")
-    return spark_scoring.score_on_spark(
-        tables, bundle, as_of, config.outreach, label, out_dir, top, findings
-    )
+    with atomic_directory(out_dir, keep=KEEP_ALL) as staging:  # one set, as `write_score_outputs`
+        run = spark_scoring.score_on_spark(
+            tables, bundle, as_of, config.outreach, label, staging, top, findings
+        )
+    moved = {name: Path(out_dir) / path.relative_to(staging) for name, path in run.paths.items()}
+    return dataclasses.replace(run, paths=moved)
 
 
 def check_scoring_data(tables: ValidatedTables, bundle: ModelBundle) -> tuple[str, ...]:
@@ -503,8 +526,17 @@ def check_scoring_data(tables: ValidatedTables, bundle: ModelBundle) -> tuple[st
 
 
 def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tuple[ModelBundle, str]:
-    """The bundle to score with (default: the champion), checked against the config."""
-    model = model or f"models:/{config.mlflow.registered_model}@champion"
+    """The bundle to score with (default: the champion), checked against the config.
+
+    Scoring with the registry's champion first repairs an export that an
+    interrupted promotion left pointing at another version, so that
+    `--model models/` and the default agree from then on.
+    """
+    if model is None:
+        name = config.mlflow.registered_model
+        model = f"models:/{name}@champion"
+        with tracking.promotion_lock(config.mlflow, lambda: step("waiting for a promotion")):
+            tracking.reconcile_export(name, config.mlflow.export_dir)
     step(f"loading {model}")
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
@@ -648,7 +680,7 @@ def write_monitor_outputs(outcome: MonitorOutcome, limit: float, out_dir: Path) 
     live = pd.DataFrame(outcome.live_rows())
     chart = psi_chart(outcome.drift, limit)
     title = f"Model health as of {outcome.as_of}, model {outcome.model}"
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, keep=KEEP_ALL) as tmp:
         (tmp / "monitor.json").write_text(json.dumps(outcome.summary(), indent=2) + "\n")
         write_csv(outcome.drift, tmp / "drift.csv")
         write_csv(live, tmp / "live.csv")
@@ -697,9 +729,13 @@ def compute_kpis(
 def write_score_outputs(
     run: ScoreRun, out_dir: Path, files: OutreachConfig | None = None
 ) -> dict[str, Path]:
-    """outreach.parquet, outreach.csv, not_scored.csv and report.html, each written atomically.
+    """outreach.parquet/.csv, winback.csv, not_scored.csv and report.html, as one set.
 
-    `files` (the config's `[outreach]`) sets the csv style and header words.
+    They are written to a staging folder that is swapped in for `out_dir`
+    when all are complete, so the list, the customers not scored and the
+    report always come from the same run, even if the job is killed while
+    writing. Other files in `out_dir` are kept. `files` (the config's
+    `[outreach]`) sets the csv style and header words.
     """
     files = files or OutreachConfig()
     data = report_data(run.outreach)
@@ -708,12 +744,14 @@ def write_score_outputs(
     winback = run.scores.winback
     if winback is None:
         winback = pd.DataFrame({"customer_id": pd.Series([], dtype="object")})
-    return write_outreach(
-        run.outreach,
-        run.scores.not_scored,
-        winback,
-        report,
-        out_dir,
-        files.csv_style,
-        files.headers,
-    )
+    with atomic_directory(out_dir, keep=KEEP_ALL) as staging:
+        written = write_outreach(
+            run.outreach,
+            run.scores.not_scored,
+            winback,
+            report,
+            staging,
+            files.csv_style,
+            files.headers,
+        )
+    return {name: Path(out_dir) / path.name for name, path in written.items()}

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from churnmodel._html import compact_axis, decimals, image, page, table, write_png
-from churnmodel._io import write_csv, write_parquet, write_text
+from churnmodel._io import KEEP_ALL, atomic_directory, write_csv, write_parquet, write_text
 from churnmodel.kpi.cohorts import Cohorts
 from churnmodel.kpi.retention import ALL
 
@@ -77,22 +77,23 @@ def charts(kpis: pd.DataFrame, cohorts: Cohorts) -> dict[str, Figure]:
 
 
 def write_kpis(kpis: pd.DataFrame, cohorts: Cohorts, title: str, out_dir: Path) -> dict[str, Path]:
-    """kpis.csv/.parquet, cohorts.csv/.parquet, one PNG per chart and kpis.html, each atomic."""
-    out_dir = Path(out_dir)
-    paths = {
-        "kpis.csv": write_csv(kpis, out_dir / "kpis.csv"),
-        "cohorts.csv": write_csv(cohorts.table, out_dir / "cohorts.csv"),
-    }
-    for name, frame in (("kpis.parquet", kpis), ("cohorts.parquet", cohorts.table)):
-        write_parquet(frame, out_dir / name)
-        paths[name] = out_dir / name
+    """kpis.csv/.parquet, cohorts.csv/.parquet, one PNG per chart and kpis.html, as one set.
+
+    The files are written to a staging folder swapped in for `out_dir` when
+    all are complete (`atomic_directory`); other files there are kept.
+    """
     figures = charts(kpis, cohorts)
-    for stem, figure in figures.items():
-        paths[f"{stem}.png"] = write_png(figure, out_dir / f"{stem}.png")
-    paths["kpis.html"] = write_text(
-        render_kpis(kpis, cohorts, title, figures), out_dir / "kpis.html"
-    )
-    return paths
+    with atomic_directory(out_dir, keep=KEEP_ALL) as tmp:
+        write_csv(kpis, tmp / "kpis.csv")
+        write_csv(cohorts.table, tmp / "cohorts.csv")
+        write_parquet(kpis, tmp / "kpis.parquet")
+        write_parquet(cohorts.table, tmp / "cohorts.parquet")
+        for stem, figure in figures.items():
+            write_png(figure, tmp / f"{stem}.png")
+        write_text(render_kpis(kpis, cohorts, title, figures), tmp / "kpis.html")
+    names = ["kpis.csv", "cohorts.csv", "kpis.parquet", "cohorts.parquet"]
+    names += [f"{stem}.png" for stem in figures] + ["kpis.html"]
+    return {name: Path(out_dir) / name for name in names}
 
 
 def render_kpis(

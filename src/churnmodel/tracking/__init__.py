@@ -8,6 +8,8 @@ folder never needs MLflow or a tracking server.
 from churnmodel.tracking.registry import (
     export_version,
     load_model_bundle,
+    promotion_lock,
+    reconcile_export,
     register_version,
     set_alias,
     version_of_alias,
@@ -26,6 +28,8 @@ __all__ = [
     "load_model_bundle",
     "log_evaluation_run",
     "log_monitor_run",
+    "promotion_lock",
+    "reconcile_export",
     "register_version",
     "set_alias",
     "start_training_run",

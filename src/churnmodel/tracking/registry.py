@@ -8,19 +8,23 @@ batch job can score without a tracking server.
 
 from __future__ import annotations
 
+import logging
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from churnmodel._io import atomic_directory, atomic_path, current_umask
+from churnmodel._io import atomic_directory, atomic_path, current_umask, file_lock, scratch_folder
 from churnmodel.config import MlflowConfig
 from churnmodel.errors import ModelError
 from churnmodel.registry.bundle import CHAMPION_POINTER, ModelBundle, load_bundle, locate_bundle
 from churnmodel.tracking.runs import tracking_uri, use_tracking
+
+log = logging.getLogger(__name__)
 
 
 def register_version(model_uri: str, name: str) -> str:
@@ -61,9 +65,9 @@ def load_model_bundle(model: str, config: MlflowConfig) -> tuple[ModelBundle, st
         bundle = locate_bundle(Path(model))
         return load_bundle(bundle), _local_label(bundle)
     use_tracking(config)
-    with tempfile.TemporaryDirectory(prefix="churnmodel-model-") as tmp:
+    with scratch_folder("model") as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(tmp))
         except MlflowException as exc:
             hint = " (no model has been trained and promoted yet: run `churnmodel train`)"
             missing = model.endswith("@champion") and exc.error_code in NOT_FOUND
@@ -89,12 +93,49 @@ def _local_label(bundle: Path) -> str:
     return str(folder)
 
 
+def promotion_lock(config: MlflowConfig, waiting: Callable[[], None] | None = None) -> Any:
+    """The lock every promotion and export repair holds (a file in the export folder).
+
+    Two trainings that finish together then decide one after the other, and
+    the second compares itself with the champion the first may have set.
+    """
+    return file_lock(Path(config.export_dir) / PROMOTION_LOCK, waiting)
+
+
+PROMOTION_LOCK = ".promotion.lock"
+
+
+def reconcile_export(name: str, export_dir: Path) -> str | None:
+    """Export the registry's champion again when the export folder points elsewhere.
+
+    A run killed between moving the alias and writing the export leaves the
+    two disagreeing; the registry is the truth and the export its copy.
+    Returns what was repaired, or None. Call it under `promotion_lock`.
+    """
+    version = version_of_alias(name, "champion")
+    if version is None:
+        return None
+    export_dir = Path(export_dir)
+    pointer = export_dir / CHAMPION_POINTER
+    expected = f"{name}-v{version}"
+    current = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+    if current == expected and (export_dir / expected).is_dir():
+        return None
+    message = (
+        f"{pointer} pointed at {current or 'nothing'} while the registry's champion is "
+        f"{name} v{version} (an interrupted promotion); exported v{version} again"
+    )
+    export_version(name, version, export_dir)
+    log.warning(message)
+    return message
+
+
 def export_version(name: str, version: str, export_dir: Path) -> Path:
     """Copy a registered version to `export_dir/<name>-v<version>` and point `champion` at it."""
     target = Path(export_dir) / f"{name}-v{version}"
-    with tempfile.TemporaryDirectory(prefix="churnmodel-export-") as tmp:
+    with scratch_folder("export") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=tmp
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp)
         )
         with atomic_directory(target) as staging:
             shutil.copytree(local, staging, dirs_exist_ok=True)

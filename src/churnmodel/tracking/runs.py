@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,15 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
+from churnmodel._io import HOST, file_lock, process_running
 from churnmodel.config import MlflowConfig, RunConfig
 from churnmodel.features.catalog import FeatureSpec
 from churnmodel.model.evaluate import Metrics
 from churnmodel.monitoring import LivePerformance
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -51,7 +56,10 @@ def use_tracking(config: MlflowConfig) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id.
 
     With a sqlite store, a new experiment keeps its artifacts in `mlartifacts/`
-    beside the database file rather than in the working directory.
+    beside the database file rather than in the working directory, and the
+    first use of a new store (MLflow creates its tables then) holds a lock
+    beside the file, so two runs started together do not both create them.
+    Runs that a killed process of this machine left RUNNING are marked FAILED.
     """
     uri = tracking_uri(config)
     users_choice = os.environ.get("MLFLOW_TRACKING_URI")
@@ -63,14 +71,51 @@ def use_tracking(config: MlflowConfig) -> str:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = users_choice
-    found = mlflow.get_experiment_by_name(config.experiment)
-    if found is not None:
-        return str(found.experiment_id)
-    location = None
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///")).resolve()
-        location = (database.parent / "mlartifacts").as_uri()
-    return str(mlflow.create_experiment(config.experiment, artifact_location=location))
+    database = _sqlite_file(uri)
+    lock = file_lock(database.with_name(database.name + ".lock")) if database else nullcontext()
+    with lock:
+        found = mlflow.get_experiment_by_name(config.experiment)
+        if found is None:
+            location = (database.parent / "mlartifacts").as_uri() if database else None
+            experiment_id = str(
+                mlflow.create_experiment(config.experiment, artifact_location=location)
+            )
+        else:
+            experiment_id = str(found.experiment_id)
+    _close_dead_runs(experiment_id)
+    return experiment_id
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///")).resolve()
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return database
+
+
+def _close_dead_runs(experiment_id: str) -> None:
+    """Mark FAILED the runs of this host whose process died (kill -9, OOM) while they ran."""
+    stuck = mlflow.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{HOST}'",
+        output_format="list",
+    )
+    for run in stuck:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and not process_running(int(pid)):
+            MlflowClient().set_terminated(run.info.run_id, "FAILED")
+            log.warning(
+                "run %s of process %s (no longer running) marked FAILED", run.info.run_id, pid
+            )
+
+
+HOST_TAG, PID_TAG = "churnmodel.host", "churnmodel.pid"
+
+
+def _owner_tags() -> dict[str, str]:
+    """Which process runs this run, so a later run can tell when it died unfinished."""
+    return {HOST_TAG: HOST, PID_TAG: str(os.getpid())}
 
 
 @dataclass(frozen=True)
@@ -158,7 +203,7 @@ def start_training_run(config: RunConfig, run_name: str | None = None) -> Iterat
     """An MLflow run in the configured experiment; failed runs are marked FAILED."""
     experiment_id = use_tracking(config.mlflow)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.set_tag("churnmodel.kind", "training")
+        mlflow.set_tags({"churnmodel.kind": "training", **_owner_tags()})
         yield TrainingRun(run.info.run_id)
 
 
@@ -172,7 +217,9 @@ def log_evaluation_run(
     """Record a re-evaluation of an existing model on new data; returns the run id."""
     experiment_id = use_tracking(config.mlflow)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {model}") as run:
-        mlflow.set_tags({"churnmodel.kind": "evaluation", "churnmodel.model": model})
+        mlflow.set_tags(
+            {"churnmodel.kind": "evaluation", "churnmodel.model": model, **_owner_tags()}
+        )
         mlflow.log_params(_flatten(config.model_dump(mode="json")))
         _log_evaluation(metrics, backtest, plots)
         return str(run.info.run_id)
@@ -202,6 +249,7 @@ def log_monitor_run(
                 "churnmodel.model": model,
                 "churnmodel.as_of": str(as_of),
                 "churnmodel.alert": str(bool(alerts)).lower(),
+                **_owner_tags(),
             }
         )
         mlflow.log_params(_flatten(config.monitor.model_dump(mode="json"), "monitor."))
