@@ -11,6 +11,9 @@ ever.
 from __future__ import annotations
 
 import re
+import resource
+import subprocess
+import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -498,3 +501,34 @@ def test_bad_data(case: Case, base: Tables, tmp_path: Path) -> None:
     first = getattr(outcome, "first_day", None)
     if first:
         assert f"regular activity from {first} to {LAST}" in output
+
+
+def test_out_of_memory_is_one_line_with_the_setting_to_change(base: Tables, tmp_path) -> None:
+    result = _check(
+        {k: v.copy() for k, v in base.items()}, tmp_path, "[data]\nmemory_limit = '1MB'\n"
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "error: out of memory (OutOfMemoryException" in result.output
+    assert "set data.memory_limit" in re.sub(r"\s+", " ", result.output)
+
+
+@pytest.mark.slow
+def test_a_hard_address_space_limit_ends_in_a_message_not_a_crash(base, tmp_path) -> None:
+    config = _write({k: v.copy() for k, v in base.items()}, tmp_path, "")
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1_500 * 2**20, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "churnmodel", "check", "--config", str(config)],
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = re.sub(r"\s+", " ", done.stderr)
+    assert done.returncode in (0, 2), said  # never killed by a signal (negative) or a traceback (1)
+    assert "ulimit -v" in said and "DuckDB is held to" in said
+    if done.returncode == 2:
+        assert "error: out of memory" in said

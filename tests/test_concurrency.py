@@ -9,8 +9,10 @@ the better model whichever finished first.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -18,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import churnmodel as cm
-from churnmodel import _io, tracking
+from churnmodel import _io, cli, tracking
 from churnmodel.data.simulate import SimulationParams, write_simulation
 
 pytestmark = pytest.mark.slow
@@ -77,20 +79,29 @@ def _registry(root: Path) -> tuple[dict[str, float], dict[str, str], str]:
     return auc, status, str(champion)
 
 
-def test_two_trainings_at_once_on_a_new_then_an_existing_store(shop: Path) -> None:
-    for round_ in (1, 2):  # round 1 creates the store; round 2 finds it and a champion
+@pytest.fixture(scope="module")
+def raced(shop: Path) -> list[tuple[dict[str, float], dict[str, str], str]]:
+    """Two rounds of two trainings at once: round 1 creates the store, round 2 finds a champion."""
+    rounds = []
+    for _ in (1, 2):
         _train_together(shop)
-        auc, status, champion = _registry(shop)
+        rounds.append(_registry(shop))
+    return rounds
+
+
+def test_two_trainings_at_once_on_a_new_then_an_existing_store(shop: Path, raced) -> None:
+    for round_, (auc, status, champion) in enumerate(raced, start=1):
         assert len(auc) == 2 * round_
         assert set(status.values()) == {"FINISHED"}
-        best = max(auc.values())
-        assert auc[champion] == best, (auc, champion)  # never a worse model over a better one
-        assert (shop / "models" / "champion").read_text().strip() == f"churnmodel-v{champion}"
-        debris = [p for p in (shop / "models").iterdir() if p.name.startswith(".churnmodel")]
-        assert debris == []
+        assert auc[champion] == max(auc.values()), (auc, champion)  # never worse over better
+    assert (shop / "models" / "champion").read_text().strip() == f"churnmodel-v{champion}"
+    debris = [p for p in (shop / "models").iterdir() if p.name.startswith(".churnmodel")]
+    assert debris == []
 
 
-def test_an_interrupted_promotion_is_repaired_by_the_next_run(shop: Path, monkeypatch) -> None:
+def test_an_interrupted_promotion_is_repaired_by_the_next_run(
+    shop: Path, raced, monkeypatch
+) -> None:
     monkeypatch.chdir(shop)
     config = cm.load_config(shop / "churn1.toml")
     auc, _, champion = _registry(shop)
@@ -120,3 +131,16 @@ def test_a_run_left_running_by_a_dead_process_is_marked_failed(shop: Path) -> No
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"
     client.set_terminated(alive.info.run_id)
+
+
+def test_sigterm_ends_the_run_failed_and_exits_143(shop: Path) -> None:
+    config = cm.load_config(shop / "churn1.toml")
+    previous = signal.signal(signal.SIGTERM, cli._stop_on_sigterm)  # as `churnmodel` installs it
+    try:
+        with pytest.raises(SystemExit) as stopped, tracking.start_training_run(config) as run:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the signal interrupts this
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == cli.TERMINATED_EXIT_CODE == 143
+    assert MlflowClient().get_run(run.run_id).info.status == "FAILED"

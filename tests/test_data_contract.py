@@ -298,3 +298,12 @@ def test_unmatched_ids_are_counted_per_table(con) -> None:
             rules=QualityRules(max_unmatched_share=0.001),
         )
     assert "1 of 201 rows" in str(info.value) and "at least 0.00498" in str(info.value)
+
+
+def test_one_stray_row_in_a_small_history_is_an_outlier_not_an_error() -> None:
+    small = {str(d.date()): 5 for d in pd.date_range("2025-01-01", "2025-03-31")}  # 450 rows
+    rules = QualityRules(max_outlier_share=0.001, today=dt.date(2026, 12, 5))
+    span = regular_range(_days(small | {"2062-01-01": 1}), rules)
+    assert span.last == dt.date(2025, 3, 31) and len(span.findings) == 1
+    with pytest.raises(DataContractError):  # two are more than 0.1 % of 452 allows
+        regular_range(_days(small | {"2062-01-01": 1, "2063-01-01": 1}), rules)

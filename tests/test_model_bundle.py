@@ -19,7 +19,13 @@ from churnmodel.model.backtest import plan_folds, scored_rows
 from churnmodel.model.calibration import Calibrator
 from churnmodel.model.churn_model import ChurnModel
 from churnmodel.model.training import refit, train_and_evaluate
-from churnmodel.registry.bundle import ModelBundle, load_bundle, locate_bundle, save_bundle
+from churnmodel.registry.bundle import (
+    KEY_VARIABLE,
+    ModelBundle,
+    load_bundle,
+    locate_bundle,
+    save_bundle,
+)
 
 RAW = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.5, 0.7, 0.9])
 LABELS = np.array([0, 0, 1, 0, 0, 1, 1, 1])
@@ -237,3 +243,27 @@ def test_locate_bundle_follows_the_champion_pointer(bundle, tmp_path) -> None:
     assert locate_bundle(tmp_path / "models" / "champion") == expected
     with pytest.raises(ModelError, match="expected a model bundle"):
         locate_bundle(tmp_path / "nowhere")
+
+
+def test_a_signing_key_makes_a_resealed_bundle_fail(bundle, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(KEY_VARIABLE, "team secret")
+    folder = save_bundle(bundle[0], tmp_path / "signed")
+    intact = save_bundle(bundle[0], tmp_path / "intact")
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert len(manifest["hmac"]) == 64
+    assert load_bundle(folder).feature_names == bundle[0].feature_names
+    calibration = folder / "calibrator.json"
+    calibration.write_text(calibration.read_text().replace('"platt"', '"isotonic"'))
+    reseal(folder)  # the sha256 table now matches: only the signature can tell
+    with pytest.raises(ModelError, match="signature that does not match"):
+        load_bundle(folder)
+    monkeypatch.setenv(KEY_VARIABLE, "another key")
+    with pytest.raises(ModelError, match="signature that does not match"):
+        load_bundle(intact)
+    unsigned = tmp_path / "unsigned"
+    monkeypatch.delenv(KEY_VARIABLE)
+    save_bundle(bundle[0], unsigned)
+    assert "hmac" not in json.loads((unsigned / "MANIFEST.json").read_text())
+    monkeypatch.setenv(KEY_VARIABLE, "team secret")
+    with pytest.raises(ModelError, match="is not signed with the key in CHURNMODEL_BUNDLE_KEY"):
+        load_bundle(unsigned)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
 from pathlib import Path
 
 import openpyxl
@@ -275,7 +278,20 @@ def test_bad_input_files_exit_2_naming_the_table(trained, tmp_path, problem) -> 
 
 
 def test_nobody_eligible_is_one_line_for_score_and_monitor(trained, tmp_path) -> None:
-    """An event dated 2030 moves the default date past all activity: exit 2, no traceback."""
+    """A scoring date after all activity leaves nobody eligible: exit 2, no traceback."""
+    config = str(trained / "churn.toml")
+    for command in ("score", "monitor"):
+        result = invoke(
+            command, "--config", config, "--as-of", "2030-01-02", "--out", str(tmp_path / command)
+        )
+        assert result.exit_code == 2, result.output
+        assert "no customer is eligible at 2030-01-02" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / command).exists()
+
+
+def test_a_stray_future_event_does_not_move_the_scoring_date(trained, tmp_path) -> None:
+    """One event dated 2030 is said and left out: the default date stays after the real data."""
     events = pd.read_parquet(trained / "data" / "events.parquet")
     future = events.iloc[[0]].assign(timestamp=pd.Timestamp("2030-01-01", tz="UTC"))
     pd.concat([events, future]).to_parquet(tmp_path / "events.parquet")
@@ -284,12 +300,15 @@ def test_nobody_eligible_is_one_line_for_score_and_monitor(trained, tmp_path) ->
     config.write_text(
         text.replace(str(trained / "data" / "events.parquet"), str(tmp_path / "events.parquet"))
     )
-    for command in ("score", "monitor"):
-        result = invoke(command, "--config", str(config), "--out", str(tmp_path / command))
-        assert result.exit_code == 2, result.output
-        assert "no customer is eligible at 2030-01-02" in result.output
-        assert "Traceback" not in result.output
-        assert not (tmp_path / command).exists()
+    result = invoke("score", "--config", str(config), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    flat = re.sub(r"\s+", " ", result.output)
+    assert "1 row(s) outside the regular activity" in flat and "e.g. 2030-01-01" in flat
+    listed = pd.read_parquet(tmp_path / "out" / "outreach.parquet")
+    assert set(listed["as_of"].astype(str)) == {"2026-01-01"}
+    assert len(listed) > 500
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "Data notes" in report and "2030-01-01" in report
 
 
 def test_unseen_category_is_scored_as_missing_and_counted(trained) -> None:
@@ -372,3 +391,50 @@ def test_a_fault_in_a_fresh_folder_leaves_nothing(run, tmp_path, monkeypatch) ->
     with pytest.raises(OSError, match="injected"):
         write_score_outputs(run, tmp_path / "fresh")
     assert list(tmp_path.iterdir()) == []
+
+
+def _exported_copy(trained: Path, tmp_path: Path) -> Path:
+    source = locate_bundle(trained / "models").parent.parent  # the MLflow model folder
+    copy = tmp_path / source.name
+    shutil.copytree(source, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: (m / "pyfunc_model.py").write_text(
+            (m / "pyfunc_model.py").read_text() + "\nopen('/tmp/owned', 'w')\n"
+        ),
+        lambda m: (m / "MLmodel").write_text(
+            (m / "MLmodel").read_text().replace("pyfunc_model.py", "other.py")
+        ),
+        lambda m: (m / "MLmodel").write_text(
+            (m / "MLmodel").read_text().replace("code: null", "code: evil")
+        ),
+        lambda m: (m / "pyfunc_model.py").unlink(),
+    ],
+    ids=["code appended", "MLmodel points elsewhere", "code paths added", "code removed"],
+)
+def test_edited_loading_code_is_refused_before_it_runs(trained, tmp_path, edit) -> None:
+    model = _exported_copy(trained, tmp_path)
+    edit(model)
+    result = invoke(
+        "score",
+        "--config",
+        str(trained / "churn.toml"),
+        "--model",
+        str(model),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert result.exit_code == 2, result.output
+    assert "changed after training" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_manifest_covers_the_loading_code(trained) -> None:
+    model = locate_bundle(trained / "models").parent.parent
+    manifest = json.loads((model / "artifacts" / "bundle" / "MANIFEST.json").read_text())
+    expected = hashlib.sha256((model / "pyfunc_model.py").read_bytes()).hexdigest()
+    assert manifest["code"] == {"pyfunc_model.py": expected}

@@ -64,6 +64,8 @@ def first_training(contractual, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     config, features = contractual
     config = tracked(config, root)
+    said = ("table 'events': 3 exact duplicate row(s) kept (set data.duplicates = 'drop' to drop)",)
+    features = dataclasses.replace(features, findings=said)  # as the data-quality pass reports
     return config, features, train(config, features)
 
 
@@ -107,6 +109,9 @@ def test_the_run_records_params_metrics_plots_candidates_and_model(first_trainin
         frame.loc[~frame["cutoff"].isin(scored), "label"].mean()
     )
     assert tags["churnmodel.leakage_suspected"] == "false"
+    assert metrics["data_quality_warnings"] == 1
+    quality = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/data/quality.txt")
+    assert quality == features.findings[0] + "\n"
 
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "plots")}
     assert artifacts == {f"plots/{p}" for p in PLOTS}

@@ -1,5 +1,5 @@
 """`python -m churnmodel` runs the command line."""
 
-from churnmodel.cli import app
+from churnmodel.cli import run
 
-app()
+run()

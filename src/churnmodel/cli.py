@@ -29,6 +29,7 @@ from churnmodel import __version__
 from churnmodel._io import write_text
 from churnmodel.config import RunConfig, load_config, parse_config
 from churnmodel.data.simulate import Business, SimulationParams, write_simulation
+from churnmodel.engine import is_out_of_memory
 from churnmodel.errors import ChurnModelError, ConfigError
 from churnmodel.kpi import overall, write_kpis
 from churnmodel.model.evaluate import Metrics
@@ -87,6 +88,18 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+OUT_OF_MEMORY_EXIT_CODE = 2
+"""Like any input the machine cannot take: a setting fixes it, not a bug report."""
+
+
+def _say_error(message: str) -> None:
+    """One red line on stderr, or one JSON log line under --log-json."""
+    if any(isinstance(h.formatter, JsonLines) for h in logging.getLogger().handlers):
+        logging.getLogger("churnmodel").error("error: %s", message)
+    else:
+        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def _friendly_errors(command: F) -> F:
     """Turn a ChurnModelError into one red line (or one JSON log line) and its exit code."""
 
@@ -95,11 +108,18 @@ def _friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ChurnModelError as exc:
-            if any(isinstance(h.formatter, JsonLines) for h in logging.getLogger().handlers):
-                logging.getLogger("churnmodel").error("error: %s", exc)
-            else:
-                console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _say_error(str(exc))
             raise typer.Exit(exc.exit_code) from exc
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            detail = (str(exc).splitlines() or ["no detail"])[0]
+            _say_error(
+                f"out of memory ({type(exc).__name__}: {detail}); "
+                'set data.memory_limit (e.g. "4GB": DuckDB then spills to disk), '
+                "data.max_matrix_rows for training, or use --engine spark"
+            )
+            raise typer.Exit(OUT_OF_MEMORY_EXIT_CODE) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -153,8 +173,6 @@ def main(
     # MLflow narrates every download and schema migration; keep its errors only.
     logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose else logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 TERMINATED_EXIT_CODE = 143
@@ -164,6 +182,16 @@ TERMINATED_EXIT_CODE = 143
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     """A scheduler's stop (SIGTERM) unwinds like an error: runs end FAILED, staging is removed."""
     raise SystemExit(TERMINATED_EXIT_CODE)
+
+
+def run() -> None:
+    """The `churnmodel` command: the app, with SIGTERM turned into an orderly exit.
+
+    Only the real command installs the handler; a notebook or a test that
+    calls `app` in its own process keeps its own signal handling.
+    """
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    app()
 
 
 @app.command()

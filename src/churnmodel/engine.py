@@ -9,6 +9,7 @@ talks to Spark directly, because it must not bring the list back at all.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ import pyarrow as pa
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("duckdb", "spark")
 SPARK_DEFAULTS = {
@@ -64,6 +67,7 @@ def connect(
         con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET preserve_insertion_order = false")
+        memory_limit = memory_limit or _within_address_space()
         if memory_limit:
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
@@ -74,6 +78,46 @@ def connect(
         backend: SQLBackend = ibis.pyspark.connect(session)
         return backend
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+ADDRESS_SPACE_SHARE = 0.4
+"""DuckDB's part of a capped address space: Python, LightGBM and MLflow need the rest."""
+SMALL_ADDRESS_SPACE = 4 * 2**30
+
+
+def _within_address_space() -> str | None:
+    """A DuckDB memory limit inside `ulimit -v`, when the process has one (else None).
+
+    DuckDB sizes itself from the machine's memory; under a hard address-space
+    limit its allocations then fail deep inside native code, which can end in
+    a crash with no message. Holding it to a share of the limit makes it spill
+    to disk instead, and the note below is the last word if it still fails.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    limit_mb = int(soft * ADDRESS_SPACE_SHARE / 2**20)
+    level = logging.WARNING if soft < SMALL_ADDRESS_SPACE else logging.INFO
+    log.log(
+        level,
+        "this process may use at most %.1f GiB of address space (ulimit -v): DuckDB is held "
+        "to %d MB and spills beyond it; below about 4 GiB, training or a large scoring run "
+        "may still be killed without a message (set data.memory_limit, or use Spark)",
+        soft / 2**30,
+        limit_mb,
+    )
+    return f"{limit_mb}MB"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says the engine or Python ran out of memory (a setting, not a bug)."""
+    import duckdb
+
+    return isinstance(exc, MemoryError | duckdb.OutOfMemoryException)
 
 
 def _start_spark(master: str | None, conf: Mapping[str, str]) -> Any:

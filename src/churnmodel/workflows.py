@@ -259,7 +259,9 @@ def train(
             "bgnbd": features.matrix.bgnbd.to_dict() if features.matrix.bgnbd else None,
         }
         bundle = save_bundle(
-            ModelBundle(result.model, features.matrix.specs, config, facts), scratch / "bundle"
+            ModelBundle(result.model, features.matrix.specs, config, facts),
+            scratch / "bundle",
+            code={tracking.PYFUNC_CODE.name: tracking.PYFUNC_CODE},
         )
         run.log_inputs(
             config,
@@ -535,8 +537,11 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
     if model is None:
         name = config.mlflow.registered_model
         model = f"models:/{name}@champion"
-        with tracking.promotion_lock(config.mlflow, lambda: step("waiting for a promotion")):
-            tracking.reconcile_export(name, config.mlflow.export_dir)
+        try:
+            with tracking.promotion_lock(config.mlflow, lambda: step("waiting for a promotion")):
+                tracking.reconcile_export(name, config.mlflow.export_dir)
+        except OSError as exc:  # a read-only export folder: the registry's champion still scores
+            log.warning("could not check the export in %s (%s)", config.mlflow.export_dir, exc)
     step(f"loading {model}")
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)

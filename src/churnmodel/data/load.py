@@ -24,6 +24,7 @@ from pandas.errors import Pandas4Warning
 
 from churnmodel.config import is_local_path
 from churnmodel.data.contract import CONTRACT
+from churnmodel.engine import is_out_of_memory
 from churnmodel.errors import DataContractError
 
 Source: TypeAlias = "str | Path | pd.DataFrame | ibis.Table"
@@ -75,6 +76,8 @@ def _open(con: SQLBackend, name: str, source: Source) -> ibis.Table:
     except DataContractError:
         raise
     except Exception as exc:  # the engine's own message says what is wrong with the source
+        if is_out_of_memory(exc):
+            raise
         raise DataContractError(name, None, f"a readable table at {where}: {exc}") from exc
 
 

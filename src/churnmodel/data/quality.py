@@ -72,20 +72,24 @@ def regular_range(days: pd.DataFrame, rules: QualityRules) -> RegularRange:
     `rows`. Days after `rules.today`, before 1970, or beyond an empty gap of
     at least `MIN_GAP_DAYS` and `GAP_FACTOR` times the median gap at either
     end are outliers when their rows are at most `max_outlier_share` of all
-    rows; more than that stops the run. A gap with more rows than that (at
-    least one) on its far side is regular data: a business that paused.
+    rows (or a single row); more than that stops the run, as any does at 0.
+    A gap with more rows than that on its far side is regular data: a
+    business that paused.
     """
     total = int(days["rows"].sum())
-    budget = max(1, int(rules.max_outlier_share * total))
+    # at least one stray row is always an outlier, not a reason to stop (unless the share is 0)
+    budget = max(1, int(rules.max_outlier_share * total)) if rules.max_outlier_share else 0
     by_day = days.groupby("day")["rows"].sum().sort_index()
     hard = (by_day.index > rules.today) | (by_day.index < EARLIEST_PLAUSIBLE)
-    regular = _trim_gap(by_day[~hard], budget, from_end=True)
-    regular = _trim_gap(regular, budget, from_end=False)
+    spare = max(budget, 1) - int(by_day[hard].sum())  # at share 0, found to be refused below
+    regular = _trim_gap(by_day[~hard], spare, from_end=True)
+    spare -= int(by_day[~hard].sum() - regular.sum())
+    regular = _trim_gap(regular, spare, from_end=False)
     if regular.empty:
         _refuse_outliers(days, total, rules)
     first, last = regular.index[0], regular.index[-1]
     outside = days[(days["day"] < first) | (days["day"] > last)]
-    if outside["rows"].sum() > rules.max_outlier_share * total:
+    if outside["rows"].sum() > budget:
         _refuse_outliers(outside, total, rules)
     findings = tuple(
         _outlier_warning(table, rows, first, last, rules)
@@ -97,8 +101,8 @@ def regular_range(days: pd.DataFrame, rules: QualityRules) -> RegularRange:
 
 
 def _trim_gap(by_day: pd.Series, allowed: int, from_end: bool) -> pd.Series:
-    """`by_day` without the few rows cut off by a long empty gap at one end."""
-    if len(by_day) < 3:
+    """`by_day` without at most `allowed` rows cut off by a long empty gap at one end."""
+    if len(by_day) < 3 or allowed < 1:
         return by_day
     gaps = pd.Series([(b - a).days for a, b in itertools.pairwise(by_day.index)])
     long_gap = max(MIN_GAP_DAYS, GAP_FACTOR * float(gaps.median()))

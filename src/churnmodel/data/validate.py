@@ -61,6 +61,17 @@ class ValidatedTables:
     observed_from: dt.datetime
     observed_until: dt.datetime  # exclusive: the day after the last regular activity
     findings: tuple[str, ...] = ()  # the warnings of validation, for the run's record
+    first_seen: dt.datetime | None = None  # the earliest activity, stray rows included
+
+    @property
+    def data_start(self) -> dt.datetime:
+        """Where the history of features begins: the earliest row, however stray.
+
+        Unlike `observed_from` (which plans cutoffs and KPI periods), it can
+        depend on no row later than itself, so no feature at a cutoff
+        depends on rows after the cutoff through it.
+        """
+        return self.first_seen or self.observed_from
 
     @property
     def contractual(self) -> bool:
@@ -116,6 +127,7 @@ def validate_tables(
         dt.datetime.combine(span.first, dt.time()),
         dt.datetime.combine(span.last + dt.timedelta(days=1), dt.time()),
         tuple(findings),
+        dt.datetime.combine(min(days["day"]), dt.time()),
     )
 
 

@@ -66,7 +66,7 @@ def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[Fea
     carries the resolved config, so scoring never decides them again.
     """
     config = resolved_features(tables, config)
-    start = day_number_of(tables.observed_from.date())
+    start = day_number_of(tables.data_start.date())
     families = []
     if (transactions := tables.get("transactions")) is not None:
         families.append(transaction_family(transactions, config, start))

@@ -8,18 +8,30 @@
     features.json     feature names, families, dtypes and descriptions, in order
     config.json       the run configuration it was trained with
     training.json     cutoffs, parameters, backtest metrics and the data facts
-    MANIFEST.json     format version and the sha256 of every file above
+    MANIFEST.json     format version and the sha256 of every file above, and of
+                      the code MLflow runs to load the model (pyfunc_model.py)
 
 Version 1 bundles (LightGBM only, before the backtest) still load.
 
 No pickles: every file is text a person can read, and loading one never runs
-code. A changed or truncated file fails the manifest check with a clear error.
+code. A changed or truncated file fails the manifest check with a clear error,
+and so does an edited pyfunc_model.py beside an MLflow model's bundle (MLflow
+would run it on `mlflow.pyfunc.load_model`).
+
+A sha256 manifest catches damage, not a deliberate edit with a recomputed
+manifest: trust comes from where bundles are stored. Teams that want tamper
+evidence set `CHURNMODEL_BUNDLE_KEY` (a secret) for training and scoring: the
+manifest is then signed (HMAC-SHA256) and a bundle without the right
+signature is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +55,10 @@ FORMAT_V1 = "churnmodel-bundle/1"
 CHAMPION_POINTER = "champion"
 """File in an export folder that names the champion's folder."""
 COMMON_FILES = ("calibrator.json", "features.json", "config.json", "training.json")
+KEY_VARIABLE = "CHURNMODEL_BUNDLE_KEY"
+"""A secret that signs and checks every manifest (HMAC-SHA256) when set."""
+PYFUNC_LOADER = "mlflow.pyfunc.loaders.code_model"
+"""How MLflow loads a model logged from code: it runs the file named by model_code_path."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,15 @@ class ModelBundle:
         return self.model.predict_proba(self.prepare(features))[:, 1]
 
 
-def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
-    """Write the bundle atomically into `directory` (replacing an older one)."""
+def save_bundle(
+    bundle: ModelBundle, directory: Path, code: Mapping[str, Path] | None = None
+) -> Path:
+    """Write the bundle atomically into `directory` (replacing an older one).
+
+    `code` names the files that will run when MLflow loads the model (file
+    name in the model folder -> the file now); their sha256 go into the
+    manifest, so an edit after saving is refused on load.
+    """
     model = bundle.model
     contents = {
         "model.json": _json({"name": model.name, "tree_weight": model.tree_weight}),
@@ -107,7 +130,15 @@ def save_bundle(bundle: ModelBundle, directory: Path) -> Path:
     with atomic_directory(directory) as tmp:
         for name, text in contents.items():
             (tmp / name).write_text(text)
-        manifest = {"format": FORMAT, "sha256": {n: _sha256(tmp / n) for n in sorted(contents)}}
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "sha256": {n: _sha256(tmp / n) for n in sorted(contents)},
+        }
+        if code:
+            manifest["code"] = {name: _sha256(path) for name, path in sorted(code.items())}
+        key = os.environ.get(KEY_VARIABLE)
+        if key:
+            manifest["hmac"] = _signature(manifest, key)
         (tmp / "MANIFEST.json").write_text(_json(manifest))
     return directory
 
@@ -130,6 +161,7 @@ def load_bundle(directory: Path) -> ModelBundle:
     listed = manifest.get("sha256")
     if not isinstance(listed, dict):
         raise ModelError(f"model bundle {directory}: MANIFEST.json has no sha256 table; damaged")
+    _check_signature(directory, manifest)
     required = (*COMMON_FILES, *(("model.txt",) if version == FORMAT_V1 else ("model.json",)))
     for name in sorted({*required, *listed}):
         path = directory / name
@@ -156,6 +188,77 @@ def load_bundle(directory: Path) -> ModelBundle:
     if not isinstance(training, dict):
         raise ModelError(f"model bundle {directory}: training.json is not an object; damaged")
     return ModelBundle(model=model, specs=specs, config=config, training=training)
+
+
+def _signature(manifest: Mapping[str, Any], key: str) -> str:
+    body = _json({k: v for k, v in manifest.items() if k != "hmac"}).encode()
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _check_signature(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """With `CHURNMODEL_BUNDLE_KEY` set, only a manifest signed with that key is trusted."""
+    key = os.environ.get(KEY_VARIABLE)
+    if not key:
+        return
+    signed = manifest.get("hmac")
+    if not isinstance(signed, str) or not hmac.compare_digest(signed, _signature(manifest, key)):
+        state = "is not signed" if signed is None else "has a signature that does not match"
+        raise ModelError(
+            f"model bundle {directory}: MANIFEST.json {state} with the key in {KEY_VARIABLE}; "
+            "it was not saved by a training run holding that key, or it was edited since"
+        )
+
+
+def check_model_code(model_folder: Path, bundle: Path) -> None:
+    """Refuse an MLflow model folder whose loading code differs from what was saved.
+
+    On `mlflow.pyfunc.load_model` MLflow runs the file that `MLmodel`'s
+    model_code_path names (by its base name, in the model folder); it must
+    be one the manifest covers, unchanged, and no pickled model or other
+    code (`code_paths`) may be added. Bundles saved before the manifest covered
+    code are not checked.
+    """
+    manifest = _read_json(bundle, "MANIFEST.json")
+    covered = manifest.get("code") if isinstance(manifest, dict) else None
+    if not isinstance(covered, dict):
+        return
+    pyfunc = _pyfunc_flavor(model_folder)
+    code_path = pyfunc.get("model_code_path")
+    entry = Path(str(code_path)).name if code_path else None
+    pickled = pyfunc.get("python_model")  # a cloudpickled model would run on unpickling
+    if (
+        entry not in covered
+        or pyfunc.get("loader_module") != PYFUNC_LOADER
+        or pickled
+        or pyfunc.get("code")
+    ):
+        raise ModelError(
+            f"model {model_folder}: MLmodel loads code (model_code_path {code_path!r}, loader "
+            f"{pyfunc.get('loader_module')!r}, python_model {pickled!r}, code paths "
+            f"{pyfunc.get('code')!r}) that the bundle's manifest does not cover; the model "
+            "folder was changed after training"
+        )
+    for name, expected in covered.items():
+        path = model_folder / name
+        actual = _sha256(path) if path.is_file() and Path(name).name == name else "missing"
+        if actual != expected:
+            raise ModelError(
+                f"model {model_folder}: {name} expected sha256 {expected}, got {actual}; "
+                "code that MLflow runs on load was changed after training"
+            )
+
+
+def _pyfunc_flavor(model_folder: Path) -> dict[str, Any]:
+    import yaml  # MLflow's own dependency, needed only for MLflow model folders
+
+    try:
+        described = yaml.safe_load((model_folder / "MLmodel").read_text(encoding="utf-8"))
+        flavor = described["flavors"]["python_function"]
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
+        raise ModelError(f"model {model_folder}: MLmodel cannot be read ({exc})") from exc
+    if not isinstance(flavor, dict):
+        raise ModelError(f"model {model_folder}: MLmodel has no python_function flavour")
+    return flavor
 
 
 def _read_json(directory: Path, name: str) -> Any:
@@ -198,8 +301,8 @@ def locate_bundle(path: Path) -> Path:
     """The bundle folder inside what a user may point at.
 
     Accepted: a bundle folder; an MLflow model folder (bundle under
-    `artifacts/bundle`); an export folder holding a `champion` pointer file;
-    or the pointer file itself.
+    `artifacts/bundle`, its loading code checked by `check_model_code`); an
+    export folder holding a `champion` pointer file; or the pointer file itself.
     """
     path = Path(path)
     if path.is_file() and path.name != CHAMPION_POINTER:
@@ -213,6 +316,8 @@ def locate_bundle(path: Path) -> Path:
         path = path / _pointed(path / CHAMPION_POINTER)
     for candidate in (path, path / "artifacts" / "bundle", path / "bundle"):
         if (candidate / "MANIFEST.json").is_file():
+            if (path / "MLmodel").is_file():
+                check_model_code(path, candidate)
             return candidate
     raise ModelError(
         f"model {path}: expected a model bundle, an MLflow model folder or an export folder "

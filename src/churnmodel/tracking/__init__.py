@@ -15,6 +15,7 @@ from churnmodel.tracking.registry import (
     version_of_alias,
 )
 from churnmodel.tracking.runs import (
+    PYFUNC_CODE,
     TrainingRun,
     log_evaluation_run,
     log_monitor_run,
@@ -23,6 +24,7 @@ from churnmodel.tracking.runs import (
 )
 
 __all__ = [
+    "PYFUNC_CODE",
     "TrainingRun",
     "export_version",
     "load_model_bundle",
