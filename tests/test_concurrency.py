@@ -102,13 +102,17 @@ def test_two_trainings_at_once_on_a_new_then_an_existing_store(shop: Path, raced
 def test_an_interrupted_promotion_is_repaired_by_the_next_run(
     shop: Path, raced, monkeypatch
 ) -> None:
-    monkeypatch.chdir(shop)
+    elsewhere = shop / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a scheduler's working folder, with no store of its own
     config = cm.load_config(shop / "churn1.toml")
     auc, _, champion = _registry(shop)
     older = next(v for v in auc if v != champion)
     pointer = shop / "models" / "champion"
     pointer.write_text(f"churnmodel-v{older}\n")  # killed between the alias and the export
-    run = cm.workflows.score(config)
+    mlflow.set_tracking_uri(f"sqlite:///{elsewhere / 'other.db'}")  # as a fresh process has
+    run = cm.score(config)
+    assert list(elsewhere.iterdir()) == []  # the repair asked the config's store, not this one
     assert run.model == f"churnmodel v{champion} (champion)"
     assert pointer.read_text().strip() == f"churnmodel-v{champion}"
     with tracking.promotion_lock(config.mlflow):

@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from ibis.backends.sql import SQLBackend
 
+from churnmodel.config import FeatureConfig
 from churnmodel.data.load import load_tables
 from churnmodel.data.quality import QualityRules, regular_range
 from churnmodel.data.validate import validate_tables
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
-from tests.conftest import frame
+from tests.conftest import features_at, frame
 
 
 def write_csv(tmp_path: Path, name: str, text: str) -> Path:
@@ -258,6 +259,12 @@ def test_regular_range_stops_when_outliers_exceed_the_share() -> None:
         regular_range(future, rules)
 
 
+def error_of_rules(con, sources, rules) -> DataContractError:
+    with pytest.raises(DataContractError) as info:
+        check(con, sources, rules=rules)
+    return info.value
+
+
 def test_comma_style_reads_german_numbers(con, tmp_path) -> None:
     path = write_csv(
         tmp_path,
@@ -268,7 +275,14 @@ def test_comma_style_reads_german_numbers(con, tmp_path) -> None:
     tables = check(con, {"transactions": path}, rules=QualityRules(number_style="comma"))
     amounts = collect(tables.tables["transactions"])["amount"].tolist()
     assert amounts == [1234.56, 12.5, 3260.0]
-    plain = write_csv(tmp_path, "plain", "customer_id,timestamp,amount\na,2025-01-01,3.260\n")
+    misread = write_csv(
+        tmp_path, "misread", "customer_id,timestamp,amount\na,2025-01-01,12.50\nb,2025-01-01,1.5\n"
+    )
+    error = error_of_rules(con, {"transactions": misread}, QualityRules(number_style="comma"))
+    assert (error.column, error.rows, error.examples) == ("amount", 2, ["12.50", "1.5"])
+    plain = write_csv(
+        tmp_path, "plain", "customer_id,timestamp,amount\na,2025-01-01,3.260\nb,2025-01-01,0.125\n"
+    )
     error = error_of(con, {"transactions": plain})  # the default style refuses 3.260
     assert (error.table, error.column, error.rows, error.examples) == (
         "transactions",
@@ -307,3 +321,19 @@ def test_one_stray_row_in_a_small_history_is_an_outlier_not_an_error() -> None:
     assert span.last == dt.date(2025, 3, 31) and len(span.findings) == 1
     with pytest.raises(DataContractError):  # two are more than 0.1 % of 452 allows
         regular_range(_days(small | {"2062-01-01": 1, "2063-01-01": 1}), rules)
+
+
+def test_a_placeholder_date_does_not_stretch_everyones_history(con) -> None:
+    """One row dated 1900 for customer z leaves customer a's rates as they were."""
+    config = FeatureConfig(bgnbd=False)
+    rows = [("a", f"2025-0{m}-01", 10.0) for m in range(1, 7)]
+    plain = {"transactions": frame(rows, ["customer_id", "timestamp", "amount"])}
+    stray = {
+        "transactions": frame(
+            [*rows, ("z", "1900-01-01", 5.0)], ["customer_id", "timestamp", "amount"]
+        )
+    }
+    at = [("a", dt.date(2025, 7, 1))]
+    before, after = features_at(con, plain, at, config), features_at(con, stray, at, config)
+    assert before.loc["a", "tx_rate_365d"] == pytest.approx(6 / 181 * 30)  # over 181 days seen
+    pd.testing.assert_series_equal(after.loc["a"], before.loc["a"])

@@ -335,8 +335,6 @@ def _fault_at(monkeypatch, where: str, call: int) -> None:
         "csv": (pd.DataFrame, "to_csv"),
         "text": (Path, "write_text"),
         "rename": (_io.os, "replace"),
-        "swap": (_io, "_exchange"),
-        "carry-over": (_io, "_link_or_copy"),
     }
     owner, name = targets[where]
     real = getattr(owner, name)
@@ -357,40 +355,48 @@ FAULTS = [
     ("csv", 1),
     ("csv", 2),
     ("csv", 3),
-    ("text", 1),
-    *[("rename", k) for k in range(1, 6)],
-    ("swap", 1),
-    ("carry-over", 1),
+    ("text", 1),  # the report
+    *[("rename", k) for k in range(1, 12)],  # 5 files, the journal, then 5 into place
 ]
 
 
 @pytest.mark.parametrize(("where", "call"), FAULTS, ids=[f"{w}-{c}" for w, c in FAULTS])
-def test_a_fault_while_writing_leaves_the_old_set_whole(
+def test_a_fault_while_writing_leaves_the_old_set_or_a_committed_new_one(
     run, tmp_path, monkeypatch, where: str, call: int
 ) -> None:
     out = tmp_path / "out"
     write_score_outputs(run, out)
     (out / "features.parquet").write_bytes(b"not ours")  # another command's file stays
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _visible(out)
     german = cm.config.OutreachConfig(csv_style="german", headers="de")
     with monkeypatch.context() as patched:
         _fault_at(patched, where, call)
         with pytest.raises(OSError, match="injected"):
             write_score_outputs(run, out, german)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
-    paths = write_score_outputs(run, out, german)  # and the next run replaces the set whole
-    assert (out / "features.parquet").read_bytes() == b"not ours"
-    assert paths["outreach.csv"].read_bytes() != before["outreach.csv"]
-    assert b";" in paths["not_scored.csv"].read_bytes().splitlines()[0]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "features.parquet"])
+    committed = (out / _io.SET_JOURNAL).exists()
+    if not committed:
+        assert _visible(out) == before  # the fault came before the commit: the old set, whole
+    _io.finish_set(out)  # what the next run or reader does first
+    after = _visible(out)
+    if committed:  # the new set, whole: the German csv and the same parquet
+        assert b";" in after["not_scored.csv"].splitlines()[0]
+        assert after["outreach.csv"] != before["outreach.csv"]
+    else:
+        assert after == before
+    assert after["features.parquet"] == b"not ours"
+    assert sorted(after) == sorted([*OUTPUTS, "features.parquet"])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [_io.SET_LOCK]
 
 
-def test_a_fault_in_a_fresh_folder_leaves_nothing(run, tmp_path, monkeypatch) -> None:
+def _visible(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+def test_a_fault_in_a_fresh_folder_leaves_no_list(run, tmp_path, monkeypatch) -> None:
     _fault_at(monkeypatch, "csv", 2)
     with pytest.raises(OSError, match="injected"):
         write_score_outputs(run, tmp_path / "fresh")
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == [_io.SET_LOCK]
 
 
 def _exported_copy(trained: Path, tmp_path: Path) -> Path:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import json
 import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,8 +40,10 @@ def current_umask() -> int:
     return mask
 
 
-HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())
-_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.(?P<rest>.*)$")
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d{1,10})\.(?P<rest>.*)$")
+LIVE = ".live"
+"""A file in each staging folder, locked while its writer lives (the kernel frees it on death)."""
 
 
 def _scratch_prefix(name: str) -> str:
@@ -49,77 +53,145 @@ def _scratch_prefix(name: str) -> str:
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` on success."""
+    """Yield a temporary path beside `target`; rename it onto `target` on success.
+
+    The temporary file stays locked while this process writes it, so a
+    later run clears it only once its writer is gone (`clear_debris`).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_debris(target)
     fd, tmp_name = tempfile.mkstemp(
         prefix=_scratch_prefix(target.name), suffix=".tmp", dir=target.parent
     )
-    os.close(fd)
     tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~current_umask())
     try:
+        _hold(fd)
+        tmp.chmod(0o666 & ~current_umask())
         yield tmp
         os.replace(tmp, target)
     finally:
+        os.close(fd)
         tmp.unlink(missing_ok=True)
 
 
 @contextmanager
-def atomic_directory(target: Path, keep: Iterable[str] | None = None) -> Iterator[Path]:
+def file_set(folder: Path) -> Iterator[Path]:
+    """Yield a staging folder inside `folder`; what it holds replaces `folder`'s entries together.
+
+    For output folders the user names (`--out`): the folder itself is never
+    replaced, so a mount point, a symlink, a team share's group and ACLs and
+    the other files in it stay as they are. The set is written complete
+    into hidden staging inside `folder`; a journal naming its entries is
+    then written atomically (the commit) and the entries are renamed into
+    place, microseconds apart. A run killed before the journal leaves the
+    old set; one killed after it is finished by the next writer or reader
+    (`finish_set`), so readers that go through churnmodel never see a mix.
+    Writers of one folder take turns (a lock file in it).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output folder {folder}: an existing file; expected a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / SET_LOCK):
+        finish_set(folder)
+        staging = Path(tempfile.mkdtemp(prefix=_scratch_prefix("set"), dir=folder))
+        live = os.open(staging / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
+        committed = False
+        try:
+            _hold(live)
+            staging.chmod(0o777 & ~current_umask())
+            yield staging
+            entries = sorted(p.name for p in staging.iterdir() if p.name != LIVE)
+            journal = {"staging": staging.name, "entries": entries}
+            write_text(json.dumps(journal) + "\n", folder / SET_JOURNAL)
+            committed = True  # from here on the new set wins, even if renaming fails now
+            finish_set(folder)
+        finally:
+            os.close(live)
+            if not committed:
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+SET_JOURNAL = ".churnmodel-set.json"
+SET_LOCK = ".churnmodel-set.lock"
+
+
+def finish_set(folder: Path) -> None:
+    """Complete a committed set that a killed run left half-renamed, and clear dead staging.
+
+    Idempotent: entries already in place are skipped. Called by every
+    writer of `folder` first and by readers of its files (`export --from`,
+    `monitor --scored`).
+    """
+    folder = Path(folder)
+    journal = folder / SET_JOURNAL
+    if journal.is_file():
+        try:
+            committed = json.loads(journal.read_text(encoding="utf-8"))
+            staging, entries = folder / committed["staging"], list(committed["entries"])
+        except (ValueError, KeyError, TypeError):  # written atomically, so only by hand
+            committed, entries = None, []
+        if committed is not None and Path(committed["staging"]).name == committed["staging"]:
+            for name in entries:
+                source = staging / Path(name).name
+                if source.is_dir() and (folder / source.name).is_dir():
+                    swap_in(source, folder / source.name)
+                elif source.exists():
+                    os.replace(source, folder / source.name)
+            shutil.rmtree(staging, ignore_errors=True)
+        journal.unlink(missing_ok=True)
+    clear_debris(folder / "set")
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; swap it in for `target` on success.
 
-    An existing `target` is replaced only after the new content is complete,
-    in one atomic exchange where the file system offers it (Linux), so a
-    reader or a kill never finds `target` missing or half-new. `keep` names
-    entries of the old `target` that the new one must not lose unless it
-    writes them itself (``keep=KEEP_ALL`` carries every entry over): they are
-    hard-linked into the staging folder (copied where links are refused),
-    so a features file or a monitor/ folder beside the list survives.
+    For folders churnmodel owns whole (an exported model version, simulated
+    data, a Spark output folder inside a `file_set`). An existing `target`
+    is replaced only after the new content is complete, in one atomic
+    exchange where the file system offers it (Linux), so a reader or a kill
+    never finds `target` missing or half-new. A symlink, a mount point or a
+    file is refused rather than swapped away.
     """
     target = Path(target)
-    here = Path.cwd().resolve()
-    if target.resolve() == here or target.resolve() in here.parents:
-        raise ConfigError(
-            f"output folder {target} holds the working folder; it is replaced as a whole "
-            "when the outputs are complete, so choose a folder of its own"
-        )
+    _check_swappable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_debris(target)
     tmp = Path(tempfile.mkdtemp(prefix=_scratch_prefix(target.name), dir=target.parent))
-    tmp.chmod(0o777 & ~current_umask())
+    live = os.open(tmp / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
     try:
+        _hold(live)
+        tmp.chmod(0o777 & ~current_umask())
         yield tmp
-        if keep is not None and target.is_dir():
-            _carry_over(target, tmp, keep)
+        os.close(live)
+        live = -1
+        (tmp / LIVE).unlink(missing_ok=True)
         swap_in(tmp, target)
     finally:
+        if live >= 0:
+            os.close(live)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-KEEP_ALL = ("*",)
-"""`atomic_directory(keep=KEEP_ALL)`: every entry of the old folder that the run does not write."""
-
-
-def _carry_over(old: Path, new: Path, keep: Iterable[str]) -> None:
-    wanted = set(keep)
-    for entry in old.iterdir():
-        if (new / entry.name).exists() or _DEBRIS.match(entry.name):
-            continue
-        if "*" not in wanted and entry.name not in wanted:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(entry, new / entry.name)
-
-
-def _link_or_copy(source: str | Path, target: str | Path) -> None:
-    try:
-        os.link(source, target, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(source, target, follow_symlinks=False)
+def _check_swappable(target: Path) -> None:
+    problem = None
+    if target.is_symlink():
+        problem = f"a symlink (to {os.readlink(target)}); name the folder itself"
+    elif target.exists() and not target.is_dir():
+        problem = "an existing file; expected a folder"
+    elif target.is_dir() and os.path.ismount(target):
+        problem = "a mount point, which cannot be replaced; use a folder inside it"
+    else:
+        try:
+            here = Path.cwd().resolve()
+        except OSError:  # the working folder was deleted: nothing to protect
+            here = None
+        if here is not None and (target.resolve() == here or target.resolve() in here.parents):
+            problem = "the working folder or one holding it; choose a folder of its own"
+    if problem:
+        raise ConfigError(f"output folder {target}: {problem}")
 
 
 def swap_in(new: Path, target: Path) -> None:
@@ -153,6 +225,8 @@ _RENAME_EXCHANGE = 2
 
 def _exchange(first: Path, second: Path) -> bool:
     """Atomically trade the names of two paths (Linux renameat2); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
     renameat2 = getattr(_libc(), "renameat2", None)
     if renameat2 is None:
         return False
@@ -172,20 +246,56 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def clear_debris(target: Path) -> None:
-    """Remove what runs killed while writing `target` left beside it; restore a set-aside folder.
+def _hold(fd: int) -> None:
+    """Lock an open file for as long as this process keeps it open (no-op without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    Only leftovers of processes on this host that no longer run are
-    touched, so a concurrent run's staging folder is never taken.
+
+def _abandoned(entry: Path) -> bool:
+    """Whether the writer of a staging entry is gone: its lock can be taken.
+
+    The lock is the proof: the kernel releases it when a process dies, in any
+    pid namespace, so neither a reused pid nor a container restart matters.
+    Entries without a lock file (a set-aside folder of `swap_in`) fall back
+    to their name's host and pid.
+    """
+    lock = entry / LIVE if entry.is_dir() and not entry.is_symlink() else entry
+    if lock.is_file():
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return False
+        try:
+            with lock.open("rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+        except (BlockingIOError, PermissionError):
+            return False
+        except OSError:
+            return False
+    found = _DEBRIS.match(entry.name)
+    if found is None or found["host"] != HOST:
+        return False
+    return int(found["pid"]) != os.getpid() and not process_running(int(found["pid"]))
+
+
+def clear_debris(target: Path) -> None:
+    """Remove what killed runs left beside `target`; restore a folder set aside by `swap_in`.
+
+    Only entries named like this module's scratch files and whose writer is
+    gone (`_abandoned`) are touched, so a concurrent run's staging is never
+    taken.
     """
     target = Path(target)
     if not target.parent.is_dir():
         return
     for entry in target.parent.iterdir():
         found = _DEBRIS.match(entry.name)
-        if not found or found["name"] != target.name or found["host"] != HOST:
-            continue
-        if process_running(int(found["pid"])):
+        if not found or found["name"] != target.name or not _abandoned(entry):
             continue
         if found["rest"] == "old" and not target.exists():
             os.replace(entry, target)  # killed between the two renames of swap_in
@@ -201,7 +311,7 @@ def process_running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
+    except (PermissionError, OverflowError):  # someone else's process; an absurd number
         return True
     return True
 

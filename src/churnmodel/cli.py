@@ -16,47 +16,31 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
-import pandas as pd
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
 from churnmodel import __version__
-from churnmodel._io import write_text
 from churnmodel.config import RunConfig, load_config, parse_config
-from churnmodel.data.simulate import Business, SimulationParams, write_simulation
-from churnmodel.engine import is_out_of_memory
-from churnmodel.errors import ChurnModelError, ConfigError
-from churnmodel.kpi import overall, write_kpis
-from churnmodel.model.evaluate import Metrics
-from churnmodel.outreach.build import TIERS, tier_summary
-from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
-from churnmodel.outreach.people import CsvStyle, Headers
-from churnmodel.spark_scoring import SparkScores
-from churnmodel.starter import Starter, attribute_notes, inspect_data, render_toml
-from churnmodel.tracking.runs import tracking_uri
-from churnmodel.workflows import (
-    FeatureRun,
-    KpiRun,
-    MonitorOutcome,
-    ScoreRun,
-    TrainingOutcome,
-    build_features,
-    check_data,
-    compute_kpis,
-    evaluate,
-    monitor,
-    score,
-    score_on_spark,
-    train,
-    write_features,
-    write_monitor_outputs,
-    write_score_outputs,
-)
+from churnmodel.errors import ChurnModelError, ConfigError, is_out_of_memory
+
+if TYPE_CHECKING:  # the rest is imported by the command that needs it: --help stays fast
+    import pandas as pd
+
+    from churnmodel.model.evaluate import Metrics
+    from churnmodel.outreach.people import CsvStyle, Headers
+    from churnmodel.spark_scoring import SparkScores
+    from churnmodel.starter import Starter
+    from churnmodel.workflows import (
+        FeatureRun,
+        KpiRun,
+        MonitorOutcome,
+        ScoreRun,
+        TrainingOutcome,
+    )
 
 app = typer.Typer(
     help="Customer churn prediction: find your data's settings, build features, train, "
@@ -209,6 +193,10 @@ def simulate(
     ] = "non_contractual",
 ) -> None:
     """Write a realistic synthetic data set (customers, transactions, events[, churn])."""
+    import pyarrow.parquet as pq
+
+    from churnmodel.data.simulate import Business, SimulationParams, write_simulation
+
     if business not in ("contractual", "non_contractual"):
         raise typer.BadParameter("expected contractual or non_contractual", param_hint="--business")
     params = SimulationParams(n_customers=customers, seed=seed, business=cast(Business, business))
@@ -248,6 +236,9 @@ def init_command(
     the customers table ...) and their columns by common names (user_id, ts,
     total ...). Every default churnmodel would use is printed and written out.
     """
+    from churnmodel._io import write_text
+    from churnmodel.starter import inspect_data, render_toml
+
     if out_path.exists() and not force:
         raise typer.BadParameter(
             f"{out_path} exists; pass --force to replace it", param_hint="--out"
@@ -262,6 +253,10 @@ def init_command(
 
 
 def _print_starter(starter: Starter) -> None:
+    import pandas as pd
+
+    from churnmodel.starter import attribute_notes
+
     facts, config = starter.facts, starter.config
     folders = {str(p.parent) for p in starter.sources.values()}
     tables = Table(
@@ -375,6 +370,8 @@ def check(
     numbers written with thousands separators, survey answers off their
     scale, and configured event types that never occur.
     """
+    from churnmodel.workflows import check_data
+
     run_config = _run_config(config, engine, spark_master)
     with console.status("starting") as status:
         checked = check_data(run_config, progress=lambda msg: status.update(msg))
@@ -410,6 +407,8 @@ def features(
     spark_master: SparkMasterOption = None,
 ) -> None:
     """Build the point-in-time feature matrix (one row per customer and cutoff) with labels."""
+    from churnmodel.workflows import build_features, write_features
+
     run_config = _run_config(config, engine, spark_master)
     cutoffs = [c.date() for c in cutoff] if cutoff else None
     with console.status("starting") as status:
@@ -461,6 +460,8 @@ def train_command(
     With --engine spark the features are computed on Spark and the matrix is
     collected for LightGBM (sampled when above data.max_matrix_rows).
     """
+    from churnmodel.workflows import train
+
     run_config = _run_config(config, engine, spark_master)
     with console.status("starting") as status:
         outcome = train(
@@ -481,6 +482,8 @@ def evaluate_command(
     spark_master: SparkMasterOption = None,
 ) -> None:
     """Re-evaluate a trained model on the latest labelled cutoffs of the configured data."""
+    from churnmodel.workflows import evaluate
+
     run_config = _run_config(config, engine, spark_master)
     model = model or f"models:/{run_config.mlflow.registered_model}@champion"
     with console.status("starting") as status:
@@ -539,6 +542,8 @@ def _metrics_table(
 
 
 def _print_training_summary(outcome: TrainingOutcome, config: RunConfig) -> None:
+    from churnmodel.tracking.runs import tracking_uri
+
     result = outcome.result
     backtest = result.backtest
     title = _backtest_title(backtest.rows)
@@ -582,6 +587,8 @@ def score_command(
     not_scored/ without collecting the list, plus outreach_top.csv (first
     --top rows), report.html and summary.json.
     """
+    from churnmodel.workflows import score, score_on_spark, write_score_outputs
+
     run_config = _run_config(config, engine, spark_master)
     _output_folder(out_dir)
     date = as_of.date() if as_of else None
@@ -636,6 +643,8 @@ def monitor_command(
     alarm. Logs an MLflow run and writes monitor.html, monitor.json,
     drift.csv, live.csv, calibration.csv and psi.png.
     """
+    from churnmodel.workflows import monitor, write_monitor_outputs
+
     run_config = _run_config(config, engine, spark_master)
     _output_folder(out_dir)
     date = as_of.date() if as_of else None
@@ -724,6 +733,9 @@ def kpis_command(
     (one row per signup cohort and month since signup), a PNG per chart and
     kpis.html. Definitions: docs/kpis.md.
     """
+    from churnmodel.kpi import write_kpis
+    from churnmodel.workflows import compute_kpis
+
     run_config = _run_config(
         config, engine, spark_master, kpi={"period": period, "segments": by, "margin": margin}
     )
@@ -736,6 +748,8 @@ def kpis_command(
 
 
 def _print_kpi_summary(run: KpiRun, paths: dict[str, Path]) -> None:
+    from churnmodel.kpi import overall
+
     rates = ("retention_rate", "churn_rate", "aov", "clv", "nps", "csat")
     table = Table(
         run.period,
@@ -811,12 +825,18 @@ def export_command(
     Text cells that a spreadsheet would run as a formula are written with a
     leading ' in the csv and xlsx files.
     """
+    from churnmodel.outreach.export import filter_outreach, read_outreach, write_list
+
     style, words = (
         _choice("--csv-style", csv_style, CSV_STYLES),
         _choice("--headers", headers, HEADERS),
     )
     full = read_outreach(source)
-    selected = filter_outreach(full, top, min_probability, tier, segment)
+    try:
+        selected = filter_outreach(full, top, min_probability, tier, segment)
+    except ConfigError as exc:  # the library names its parameters; say the options
+        option = str(exc).replace("tiers:", "--tier:").replace("segments:", "--segment:")
+        raise ConfigError(option) from exc
     write_list(selected, out_path, style, words)
     value = selected["value_at_risk"].sum()
     out.print(
@@ -841,7 +861,7 @@ def _output_folder(path: Path) -> None:
         )
 
 
-CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")
+CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")  # as outreach.people
 HEADERS: tuple[Headers, ...] = ("names", "en", "de")
 C = TypeVar("C", bound=str)
 
@@ -856,6 +876,8 @@ def _choice(option: str, given: str, allowed: tuple[C, ...]) -> C:
 
 
 def _print_score_summary(run: ScoreRun, paths: dict[str, Path]) -> None:
+    from churnmodel.outreach.build import tier_summary
+
     title = f"outreach list as of {run.scores.as_of}, model {run.model}"
     tiers = tier_summary(run.outreach)
     _print_list_summary(title, tiers, run.counts(), run.scores.unseen_categories, paths)
@@ -873,6 +895,8 @@ def _print_list_summary(
     unseen_categories: dict[str, int],
     paths: dict[str, Path],
 ) -> None:
+    from churnmodel.outreach.build import TIERS
+
     columns = ("tier", "customers", "mean probability", "value at risk", "with reasons")
     table = Table(*columns, title=title)
     by_tier = {str(row["risk_tier"]): row for row in tiers.to_dict("records")}

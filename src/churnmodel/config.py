@@ -13,12 +13,14 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from churnmodel.data.quality import NumberStyle, QualityRules
 from churnmodel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from churnmodel.data.quality import QualityRules
 
 TABLES = ("customers", "transactions", "events", "churn")
 Tier = Literal["high", "medium", "low"]
@@ -38,6 +40,10 @@ def resolved(value: T | None, key: str) -> T:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NumberStyle = Literal["check", "point", "comma"]
+"""How numbers written as text are read (see `DataConfig.number_style`)."""
 
 
 class DataConfig(_Strict):
@@ -75,6 +81,8 @@ class DataConfig(_Strict):
 
     def quality_rules(self) -> QualityRules:
         """The settings of the cross-row checks (`churnmodel.data.quality`)."""
+        from churnmodel.data.quality import QualityRules
+
         return QualityRules(self.number_style, self.max_outlier_share, self.max_unmatched_share)
 
     def sources(self) -> dict[str, str]:

@@ -113,13 +113,6 @@ def _within_address_space() -> str | None:
     return f"{limit_mb}MB"
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether `exc` says the engine or Python ran out of memory (a setting, not a bug)."""
-    import duckdb
-
-    return isinstance(exc, MemoryError | duckdb.OutOfMemoryException)
-
-
 def _start_spark(master: str | None, conf: Mapping[str, str]) -> Any:
     try:
         from pyspark.sql import SparkSession

@@ -56,3 +56,14 @@ class CutoffError(ChurnModelError):
 
 class ModelError(ChurnModelError):
     """A saved model is missing, damaged, or does not fit the data it is asked to score."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says Python or DuckDB ran out of memory: a setting to change, not a bug.
+
+    DuckDB's exception is recognised by name, so this leaf module imports no engine.
+    """
+    kind = type(exc)
+    return isinstance(exc, MemoryError) or (
+        kind.__name__ == "OutOfMemoryException" and "duckdb" in kind.__module__
+    )

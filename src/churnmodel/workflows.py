@@ -15,7 +15,7 @@ from ibis.backends.sql import SQLBackend
 
 from churnmodel import spark_scoring, tracking
 from churnmodel._html import write_png
-from churnmodel._io import KEEP_ALL, atomic_directory, scratch_folder, write_csv, write_parquet
+from churnmodel._io import file_set, scratch_folder, write_csv, write_parquet
 from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, check_survey_scales, validate_tables
@@ -34,7 +34,7 @@ from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
 from churnmodel.model.backtest import Backtest, backtest_rows, plan_folds, run_backtest
 from churnmodel.model.candidates import candidate_set
-from churnmodel.model.evaluate import calibration_table, evaluate_scores
+from churnmodel.model.evaluate import Metrics, calibration_table, evaluate_scores
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
 from churnmodel.model.training import TrainingResult, train_and_evaluate
 from churnmodel.model.tuning import tune
@@ -206,6 +206,59 @@ class TrainingOutcome:
     config: RunConfig  # as trained: every setting decided from the data filled in
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """What `fit` returns: the model as a bundle would hold it, and how it was chosen.
+
+    `bundle.predict(features)` scores a feature matrix; `result.backtest`
+    holds every candidate's and baseline's out-of-fold scores and metrics;
+    `save_bundle(fitted.bundle, folder)` writes it as `train` would.
+    """
+
+    bundle: ModelBundle
+    result: TrainingResult
+    held: pd.DataFrame  # the backtest rows, in the backtest's order
+
+    @property
+    def metrics(self) -> dict[str, Metrics]:
+        """Backtest metrics per scorer: the shipped model ("model"), candidates, baselines."""
+        metrics = self.result.backtest.metrics
+        return {"model": metrics[self.result.winner], **metrics}
+
+
+def fit(
+    features: FeatureRun,
+    config: RunConfig | None = None,
+    progress: Progress | None = None,
+) -> FittedModel:
+    """Backtest every candidate on `features`, refit the best: no MLflow, nothing written.
+
+    The side-effect-free core of `train` (which adds tuning, the champion
+    comparison, MLflow and the registry). `config` defaults to the one the
+    features were built with; its `[model]` section sets the learner.
+    """
+    step = progress or (lambda _: None)
+    config = _with_matrix_settings(config or features.config, features)
+    frame, specs = features.matrix.frame, features.matrix.specs
+    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    result = train_and_evaluate(
+        frame,
+        features.matrix.feature_names,
+        folds,
+        config.model,
+        config.features.windows_days,
+        step,
+    )
+    facts = {
+        **_training_facts(result, features.facts),
+        "profile": feature_profile(frame, specs),
+        "reason_reference": risk_reference(frame, specs, config.model.seed),
+        "bgnbd": features.matrix.bgnbd.to_dict() if features.matrix.bgnbd else None,
+    }
+    bundle = ModelBundle(result.model, specs, config, facts)
+    return FittedModel(bundle, result, backtest_rows(frame, result.backtest))
+
+
 def train(
     config: RunConfig,
     features: FeatureRun | None = None,
@@ -214,7 +267,7 @@ def train(
     force_promote: bool = False,
     progress: Progress | None = None,
 ) -> TrainingOutcome:
-    """Build features, backtest every candidate, refit the best, compare, log and register.
+    """`fit`, then compare with the champion, log to MLflow, register, maybe promote.
 
     The new version always gets the alias ``challenger``; it becomes
     ``champion`` (and is exported) only when `decide` says so.
@@ -222,44 +275,19 @@ def train(
     step = progress or (lambda _: None)
     features = features or build_features(config, sources=sources, progress=step)
     config = _with_matrix_settings(config, features)
-    frame, names = features.matrix.frame, features.matrix.feature_names
-    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
     if tune_trials:
-        tuned = tune(
-            frame,
-            names,
-            folds,
-            config.model,
-            tune_trials,
-            on_trial=lambda i, auc: step(
-                f"tuning: trial {i + 1}/{tune_trials} done (backtest ROC AUC {auc:.3f})"
-            ),
-        )
-        config = config.model_copy(update={"model": tuned})
+        config = _tuned(config, features, tune_trials, step)
     tracking.use_tracking(config.mlflow)
-    result = train_and_evaluate(
-        frame, names, folds, config.model, config.features.windows_days, step
-    )
-    held = backtest_rows(frame, result.backtest)
+    fitted = fit(features, config, step)
     step("scoring the current champion on the backtest rows")
-    result, comparison, decision = _against_champion(config, result, held, force_promote)
-    backtest = result.backtest
-
+    result, comparison, decision = _against_champion(
+        config, fitted.result, fitted.held, force_promote
+    )
     step("logging to MLflow")
-    name = config.mlflow.registered_model
-    with (
-        scratch_folder("train") as scratch,
-        tracking.start_training_run(config) as run,
-    ):
-        _write_training_plots(result, held, scratch / "plots")
-        facts = {
-            **_training_facts(result, features.facts),
-            "profile": feature_profile(frame, features.matrix.specs),
-            "reason_reference": risk_reference(frame, features.matrix.specs, config.model.seed),
-            "bgnbd": features.matrix.bgnbd.to_dict() if features.matrix.bgnbd else None,
-        }
+    with scratch_folder("train") as scratch, tracking.start_training_run(config) as run:
+        _write_training_plots(result, fitted.held, scratch / "plots")
         bundle = save_bundle(
-            ModelBundle(result.model, features.matrix.specs, config, facts),
+            fitted.bundle,
             scratch / "bundle",
             code={tracking.PYFUNC_CODE.name: tracking.PYFUNC_CODE},
         )
@@ -272,16 +300,16 @@ def train(
         )
         run.log_results(
             result.params,
-            backtest.metrics,
+            result.backtest.metrics,
             {"backtest_roc_auc": result.leakage.backtest_auc},
-            backtest.per_cutoff,
+            result.backtest.per_cutoff,
             scratch / "plots",
         )
         run.log_candidates(_candidate_table(result))
-        example = held[names].head(5)
+        example = fitted.held[features.matrix.feature_names].head(5)
         model_uri = run.log_model(bundle, example, result.model.predict_proba(example)[:, 1])
-        version = tracking.register_version(model_uri, name)
-        tracking.set_alias(name, "challenger", version)
+        version = tracking.register_version(model_uri, config.mlflow.registered_model)
+        tracking.set_alias(config.mlflow.registered_model, "challenger", version)
         run.tag(
             {
                 "churnmodel.version": version,
@@ -291,26 +319,60 @@ def train(
                 "churnmodel.tune_trials": tune_trials,
             }
         )
-        exported = None
-        # Compare-and-set: another training may have promoted since the comparison above;
-        # under the lock, a changed champion is measured again before anything moves.
-        with tracking.promotion_lock(config.mlflow, lambda: step("waiting for another promotion")):
-            tracking.reconcile_export(name, config.mlflow.export_dir)
-            if tracking.version_of_alias(name, "champion") != comparison.version:
-                step("the champion changed during training; comparing with the new one")
-                result, comparison, decision = _against_champion(
-                    config, result, held, force_promote
-                )
-            run.tag(
-                {
-                    "churnmodel.promotion": decision.reason,
-                    "churnmodel.compared_with": comparison.version or "none",
-                }
-            )
-            if decision.promote:
-                tracking.set_alias(name, "champion", version)
-                exported = tracking.export_version(name, version, config.mlflow.export_dir)
+        result, comparison, decision, exported = _promote(
+            config, version, result, comparison, decision, fitted.held, force_promote, step
+        )
+        run.tag(
+            {
+                "churnmodel.promotion": decision.reason,
+                "churnmodel.compared_with": comparison.version or "none",
+            }
+        )
     return TrainingOutcome(run.run_id, version, result, comparison, decision, exported, config)
+
+
+def _tuned(config: RunConfig, features: FeatureRun, trials: int, step: Progress) -> RunConfig:
+    """The config with `[model]` from an Optuna search, each trial a backtest."""
+    frame = features.matrix.frame
+    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    tuned = tune(
+        frame,
+        features.matrix.feature_names,
+        folds,
+        config.model,
+        trials,
+        on_trial=lambda i, auc: step(
+            f"tuning: trial {i + 1}/{trials} done (backtest ROC AUC {auc:.3f})"
+        ),
+    )
+    return config.model_copy(update={"model": tuned})
+
+
+def _promote(
+    config: RunConfig,
+    version: str,
+    result: TrainingResult,
+    comparison: Comparison,
+    decision: Decision,
+    held: pd.DataFrame,
+    force_promote: bool,
+    step: Progress,
+) -> tuple[TrainingResult, Comparison, Decision, Path | None]:
+    """Set the champion alias and export it, if the (re-checked) decision says so.
+
+    Compare-and-set: another training may have promoted since the comparison;
+    under the lock, a changed champion is measured again before anything moves.
+    """
+    name, export_dir = config.mlflow.registered_model, config.mlflow.export_dir
+    with tracking.promotion_lock(config.mlflow, lambda: step("waiting for another promotion")):
+        tracking.reconcile_export(name, export_dir)
+        if tracking.version_of_alias(name, "champion") != comparison.version:
+            step("the champion changed during training; comparing with the new one")
+            result, comparison, decision = _against_champion(config, result, held, force_promote)
+        if not decision.promote:
+            return result, comparison, decision, None
+        tracking.set_alias(name, "champion", version)
+        return result, comparison, decision, tracking.export_version(name, version, export_dir)
 
 
 def _against_champion(
@@ -507,11 +569,12 @@ def score_on_spark(
     as_of = as_of or default_as_of(tables)
     findings = check_scoring_data(tables, bundle)
     step(f"computing features, scores and the list as of {as_of} on Spark")
-    with atomic_directory(out_dir, keep=KEEP_ALL) as staging:  # one set, as `write_score_outputs`
+    with file_set(out_dir) as staging:  # one set, as `write_score_outputs`
         run = spark_scoring.score_on_spark(
             tables, bundle, as_of, config.outreach, label, staging, top, findings
         )
-    moved = {name: Path(out_dir) / path.relative_to(staging) for name, path in run.paths.items()}
+    written = Path(staging).resolve()  # Spark's paths are absolute
+    moved = {name: Path(out_dir) / path.relative_to(written) for name, path in run.paths.items()}
     return dataclasses.replace(run, paths=moved)
 
 
@@ -535,13 +598,8 @@ def _scoring_model(config: RunConfig, model: str | None, step: Progress) -> tupl
     `--model models/` and the default agree from then on.
     """
     if model is None:
-        name = config.mlflow.registered_model
-        model = f"models:/{name}@champion"
-        try:
-            with tracking.promotion_lock(config.mlflow, lambda: step("waiting for a promotion")):
-                tracking.reconcile_export(name, config.mlflow.export_dir)
-        except OSError as exc:  # a read-only export folder: the registry's champion still scores
-            log.warning("could not check the export in %s (%s)", config.mlflow.export_dir, exc)
+        model = f"models:/{config.mlflow.registered_model}@champion"
+        tracking.repair_export(config.mlflow)
     step(f"loading {model}")
     bundle, label = tracking.load_model_bundle(model, config.mlflow)
     check_compatible(bundle, config)
@@ -680,12 +738,12 @@ def _list_date(listed: pd.DataFrame, path: Path) -> dt.date:
 
 
 def write_monitor_outputs(outcome: MonitorOutcome, limit: float, out_dir: Path) -> dict[str, Path]:
-    """The monitor files (json, csv, png, html), swapped in as one folder."""
+    """The monitor files (json, csv, png, html), written as one set (`file_set`)."""
     names = ("monitor.json", "drift.csv", "live.csv", "calibration.csv", "psi.png", "monitor.html")
     live = pd.DataFrame(outcome.live_rows())
     chart = psi_chart(outcome.drift, limit)
     title = f"Model health as of {outcome.as_of}, model {outcome.model}"
-    with atomic_directory(out_dir, keep=KEEP_ALL) as tmp:
+    with file_set(out_dir) as tmp:
         (tmp / "monitor.json").write_text(json.dumps(outcome.summary(), indent=2) + "\n")
         write_csv(outcome.drift, tmp / "drift.csv")
         write_csv(live, tmp / "live.csv")
@@ -736,10 +794,9 @@ def write_score_outputs(
 ) -> dict[str, Path]:
     """outreach.parquet/.csv, winback.csv, not_scored.csv and report.html, as one set.
 
-    They are written to a staging folder that is swapped in for `out_dir`
-    when all are complete, so the list, the customers not scored and the
-    report always come from the same run, even if the job is killed while
-    writing. Other files in `out_dir` are kept. `files` (the config's
+    They are written as one set (`file_set`), so the list, the customers
+    not scored and the report always come from the same run, even if the
+    job is killed while writing. Other files in `out_dir` are kept. `files` (the config's
     `[outreach]`) sets the csv style and header words.
     """
     files = files or OutreachConfig()
@@ -749,7 +806,7 @@ def write_score_outputs(
     winback = run.scores.winback
     if winback is None:
         winback = pd.DataFrame({"customer_id": pd.Series([], dtype="object")})
-    with atomic_directory(out_dir, keep=KEEP_ALL) as staging:
+    with file_set(out_dir) as staging:
         written = write_outreach(
             run.outreach,
             run.scores.not_scored,

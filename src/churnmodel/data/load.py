@@ -24,8 +24,7 @@ from pandas.errors import Pandas4Warning
 
 from churnmodel.config import is_local_path
 from churnmodel.data.contract import CONTRACT
-from churnmodel.engine import is_out_of_memory
-from churnmodel.errors import DataContractError
+from churnmodel.errors import DataContractError, is_out_of_memory
 
 Source: TypeAlias = "str | Path | pd.DataFrame | ibis.Table"
 CATALOG_PREFIX = "table:"

@@ -26,12 +26,13 @@ import logging
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from churnmodel.config import NumberStyle
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
 
@@ -43,7 +44,6 @@ EARLIEST_PLAUSIBLE = dt.date(1970, 1, 1)
 MIN_GAP_DAYS = 14
 """An empty stretch this long (and 10x the usual gap) cuts stray rows off the regular range."""
 GAP_FACTOR = 10
-NumberStyle = Literal["check", "point", "comma"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def regular_range(days: pd.DataFrame, rules: QualityRules) -> RegularRange:
     # at least one stray row is always an outlier, not a reason to stop (unless the share is 0)
     budget = max(1, int(rules.max_outlier_share * total)) if rules.max_outlier_share else 0
     by_day = days.groupby("day")["rows"].sum().sort_index()
-    hard = (by_day.index > rules.today) | (by_day.index < EARLIEST_PLAUSIBLE)
+    # a day of slack: local timestamps east of UTC may already be "tomorrow"
+    hard = (by_day.index > rules.today + dt.timedelta(days=1)) | (by_day.index < EARLIEST_PLAUSIBLE)
     spare = max(budget, 1) - int(by_day[hard].sum())  # at share 0, found to be refused below
     regular = _trim_gap(by_day[~hard], spare, from_end=True)
     spare -= int(by_day[~hard].sum() - regular.sum())

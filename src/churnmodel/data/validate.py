@@ -19,11 +19,14 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
+from churnmodel.config import NumberStyle
 from churnmodel.data.contract import CONTRACT, Kind, TableSpec
 from churnmodel.data.quality import (
-    NumberStyle,
+    EARLIEST_PLAUSIBLE,
     QualityRules,
+    RegularRange,
     active_days,
     id_findings,
     regular_range,
@@ -61,11 +64,11 @@ class ValidatedTables:
     observed_from: dt.datetime
     observed_until: dt.datetime  # exclusive: the day after the last regular activity
     findings: tuple[str, ...] = ()  # the warnings of validation, for the run's record
-    first_seen: dt.datetime | None = None  # the earliest activity, stray rows included
+    first_seen: dt.datetime | None = None  # the earliest activity from 1970 on, stray or not
 
     @property
     def data_start(self) -> dt.datetime:
-        """Where the history of features begins: the earliest row, however stray.
+        """Where the history of features begins: the earliest row from 1970 on, however stray.
 
         Unlike `observed_from` (which plans cutoffs and KPI periods), it can
         depend on no row later than itself, so no feature at a cutoff
@@ -127,8 +130,19 @@ def validate_tables(
         dt.datetime.combine(span.first, dt.time()),
         dt.datetime.combine(span.last + dt.timedelta(days=1), dt.time()),
         tuple(findings),
-        dt.datetime.combine(min(days["day"]), dt.time()),
+        dt.datetime.combine(first_plausible(days, span), dt.time()),
     )
+
+
+def first_plausible(days: pd.DataFrame, span: RegularRange) -> dt.date:
+    """The earliest activity day from 1970 on: where the history of features begins.
+
+    A placeholder date (1900-01-01) would stretch every customer's observed
+    span; a row dated 1970 or later is history, however stray, and only
+    rows are looked at one by one, so no later row can move it.
+    """
+    plausible = [d for d in days["day"] if d >= EARLIEST_PLAUSIBLE]
+    return min(plausible) if plausible else span.first
 
 
 def _validate_table(
@@ -210,8 +224,10 @@ def _typed(
     raise DataContractError(table, column, f"{kind.value}, got column type {dtype}")
 
 
-THOUSANDS = r"^\s*[+-]?[0-9]{1,3}(\.[0-9]{3})+\s*$"
+THOUSANDS = r"^\s*[+-]?[1-9][0-9]{0,2}(\.[0-9]{3})+\s*$"
 """Text like 3.260 or 1.234.567: a point between thousands, as German and Dutch files write."""
+COMMA_NUMBER = r"^\s*[+-]?([1-9][0-9]{0,2}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?\s*$"
+"""What number_style = "comma" reads: 1.234,56 or 12,5 or 1234; a point only between thousands."""
 
 
 def _problem_checks(
@@ -234,6 +250,9 @@ def _problem_checks(
         if kind is Kind.NUMBER and number_style == "check" and source.type().is_string():
             thousands = source.re_search(THOUSANDS)
             checks.append((column, _THOUSANDS_EXPECTED, thousands))
+        if kind is Kind.NUMBER and number_style == "comma" and source.type().is_string():
+            german = source.notnull() & ~source.re_search(COMMA_NUMBER)
+            checks.append((column, _COMMA_EXPECTED, german))
         if kind is Kind.NUMBER:  # NaN, infinities and absurd sizes would break the sums later
             absurd = value.isnan() | value.isinf() | (value.abs() > LARGEST_NUMBER)
             checks.append(
@@ -246,6 +265,12 @@ _THOUSANDS_EXPECTED = (
     "numbers with a decimal point, but some look like thousands with a point between them "
     "(3.260 for 3,260), which would be read as 3.26. Set data.number_style = 'comma' when the "
     "file writes 1.234,56, or 'point' when 3.260 really is 3.26"
+)
+
+
+_COMMA_EXPECTED = (
+    "numbers written 1.234,56 (data.number_style = 'comma': a comma before the decimals, a "
+    "point only between thousands); '12.50' or '1,234.56' would be misread"
 )
 
 

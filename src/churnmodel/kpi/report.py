@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from churnmodel._html import compact_axis, decimals, image, page, table, write_png
-from churnmodel._io import KEEP_ALL, atomic_directory, write_csv, write_parquet, write_text
+from churnmodel._io import file_set, write_csv, write_parquet, write_text
 from churnmodel.kpi.cohorts import Cohorts
 from churnmodel.kpi.retention import ALL
 
@@ -79,11 +79,11 @@ def charts(kpis: pd.DataFrame, cohorts: Cohorts) -> dict[str, Figure]:
 def write_kpis(kpis: pd.DataFrame, cohorts: Cohorts, title: str, out_dir: Path) -> dict[str, Path]:
     """kpis.csv/.parquet, cohorts.csv/.parquet, one PNG per chart and kpis.html, as one set.
 
-    The files are written to a staging folder swapped in for `out_dir` when
-    all are complete (`atomic_directory`); other files there are kept.
+    The files are written as one set (`file_set`): they replace the old
+    ones together, and other files in `out_dir` are kept.
     """
     figures = charts(kpis, cohorts)
-    with atomic_directory(out_dir, keep=KEEP_ALL) as tmp:
+    with file_set(out_dir) as tmp:
         write_csv(kpis, tmp / "kpis.csv")
         write_csv(cohorts.table, tmp / "cohorts.csv")
         write_parquet(kpis, tmp / "kpis.parquet")

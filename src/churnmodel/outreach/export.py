@@ -7,11 +7,12 @@ files carry no timestamps: the same scores give byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
 
-from churnmodel._io import write_parquet, write_text
+from churnmodel._io import finish_set, write_parquet, write_text
 from churnmodel.errors import ConfigError
 from churnmodel.outreach.build import (
     COLUMNS,
@@ -60,8 +61,14 @@ def write_outreach(
 
 
 def read_outreach(path: Path) -> pd.DataFrame:
-    """The full list written by `churnmodel score`: parquet, csv, or Spark's outreach/ folder."""
+    """The full list written by `churnmodel score`: parquet, csv, or Spark's outreach/ folder.
+
+    A set of outputs whose writer was killed while renaming is completed
+    first (`finish_set`), so the list read is never half of two runs.
+    """
     path = Path(path)
+    with contextlib.suppress(OSError):  # a read-only folder: nobody renamed there
+        finish_set(path.parent)
     if path.is_dir():  # parquet by risk tier, as Spark writes it: back to list order and dtypes
         frame = pd.read_parquet(path)
         frame["risk_tier"] = pd.Categorical(frame["risk_tier"].astype(str), TIERS, ordered=True)
@@ -90,8 +97,8 @@ def filter_outreach(
     segments: list[str] | None = None,
 ) -> pd.DataFrame:
     """Rows matching every filter, in list order (by value at risk); `top` applies last."""
-    _known("--tier", tiers, TIERS)
-    _known("--segment", segments, SEGMENTS)
+    _known("tiers", tiers, TIERS)
+    _known("segments", segments, SEGMENTS)
     keep = pd.Series(True, index=outreach.index)
     if min_probability is not None:
         keep &= outreach["churn_probability"] >= min_probability
@@ -103,10 +110,10 @@ def filter_outreach(
     return selected.head(top) if top is not None else selected
 
 
-def _known(option: str, given: list[str] | None, allowed: tuple[str, ...]) -> None:
+def _known(parameter: str, given: list[str] | None, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(given or ()) - set(allowed))
     if unknown:
-        raise ConfigError(f"{option}: unknown {unknown}; expected some of {', '.join(allowed)}")
+        raise ConfigError(f"{parameter}: unknown {unknown}; expected some of {', '.join(allowed)}")
 
 
 def write_list(

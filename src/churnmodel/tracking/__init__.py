@@ -11,6 +11,7 @@ from churnmodel.tracking.registry import (
     promotion_lock,
     reconcile_export,
     register_version,
+    repair_export,
     set_alias,
     version_of_alias,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "promotion_lock",
     "reconcile_export",
     "register_version",
+    "repair_export",
     "set_alias",
     "start_training_run",
     "use_tracking",

@@ -130,6 +130,23 @@ def reconcile_export(name: str, export_dir: Path) -> str | None:
     return message
 
 
+def repair_export(config: MlflowConfig) -> str | None:
+    """`reconcile_export` for a scoring run: on the configured store, never fatal.
+
+    Scoring with the registry's champion still works when the export folder
+    is read-only or the store cannot be asked; that is logged, not raised.
+    """
+    try:
+        use_tracking(config)
+        with promotion_lock(config):
+            return reconcile_export(config.registered_model, Path(config.export_dir))
+    except (OSError, MlflowException) as exc:
+        log.warning(
+            "could not check the export in %s against the registry (%s)", config.export_dir, exc
+        )
+        return None
+
+
 def export_version(name: str, version: str, export_dir: Path) -> Path:
     """Copy a registered version to `export_dir/<name>-v<version>` and point `champion` at it."""
     target = Path(export_dir) / f"{name}-v{version}"

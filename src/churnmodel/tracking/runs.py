@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,9 @@ def use_tracking(config: MlflowConfig) -> str:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = users_choice
     database = _sqlite_file(uri)
-    lock = file_lock(database.with_name(database.name + ".lock")) if database else nullcontext()
+    lock: AbstractContextManager[None] = nullcontext()
+    if database is not None and os.access(database.parent, os.W_OK):
+        lock = file_lock(database.with_name(database.name + ".lock"))
     with lock:
         found = mlflow.get_experiment_by_name(config.experiment)
         if found is None:
@@ -87,7 +89,8 @@ def use_tracking(config: MlflowConfig) -> str:
 
 
 def _sqlite_file(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
+    """The database file of a plain sqlite URI (not in memory, no query string)."""
+    if not uri.startswith("sqlite:///") or "?" in uri or uri.endswith(":memory:"):
         return None
     database = Path(uri.removeprefix("sqlite:///")).resolve()
     database.parent.mkdir(parents=True, exist_ok=True)
