@@ -82,7 +82,8 @@ demo: $(STAMP) ## Simulate, train and register (local MLflow), score, write the 
 	@echo "MLflow UI:     $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (http://127.0.0.1:5000)"
 
 .PHONY: bench
-bench: $(STAMP) java ## Feature, training, scoring and Spark benchmarks -> benchmarks/results/
+bench: $(STAMP) java ## Startup, feature, training, scoring and Spark benchmarks -> benchmarks/results/
+	$(RUN) python -m benchmarks.startup
 	$(RUN) python -m benchmarks.features
 	$(RUN) python -m benchmarks.training
 	$(RUN) python -m benchmarks.scoring

@@ -105,12 +105,14 @@ def test_an_interrupted_promotion_is_repaired_by_the_next_run(
     elsewhere = shop / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # a scheduler's working folder, with no store of its own
-    config = cm.load_config(shop / "churn1.toml")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # MLflow exports the last one used
+    config = cm.load_config(shop / "churn1.toml")  # its store: mlflow.db beside the file
     auc, _, champion = _registry(shop)
     older = next(v for v in auc if v != champion)
     pointer = shop / "models" / "champion"
     pointer.write_text(f"churnmodel-v{older}\n")  # killed between the alias and the export
-    mlflow.set_tracking_uri(f"sqlite:///{elsewhere / 'other.db'}")  # as a fresh process has
+    mlflow.set_tracking_uri(f"sqlite:///{elsewhere / 'other.db'}")  # some other global store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     run = cm.score(config)
     assert list(elsewhere.iterdir()) == []  # the repair asked the config's store, not this one
     assert run.model == f"churnmodel v{champion} (champion)"

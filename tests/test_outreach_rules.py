@@ -295,3 +295,18 @@ def test_risk_reference_holds_the_median_and_the_side_churn_is_on() -> None:
         "falls_with_churn": {"median": 6.5, "risky": "low"},
     }  # "unrelated": rank correlation 0; categories have no side
     assert typical_values(reference)["falls_with_churn"] == Typical(6.5, "low")
+
+
+def test_health_reads_the_configured_window_nearest_to_90_days() -> None:
+    """With windows of 30 and 60 days, engagement and tickets come from the 60-day ones."""
+    frame = pd.DataFrame(
+        {
+            "ev_engagement_trend_30d": [1.0, 1.0],
+            "ev_engagement_trend_60d": [0.5, 1.0],
+            "ticket_count_30d": [0.0, 0.0],
+            "ticket_count_60d": [2.0, 1.0],  # the bound: 3 tickets in 90 days = 2 in 60
+        }
+    )
+    health = health_scores(frame, np.array([0.9, 0.1]))
+    # row 1: engagement 50, support 100 * (1 - 2/2) = 0 -> 25; row 2: 100 and 50 -> 75
+    assert health.tolist() == [25, 75]

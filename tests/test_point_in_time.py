@@ -21,6 +21,7 @@ from churnmodel.config import EngagementConfig, FeatureConfig, LabelConfig, Prof
 from churnmodel.engine import collect
 from churnmodel.timeline import build_spine
 from churnmodel.timeline.labels import add_labels
+from churnmodel.timeline.not_scored import NOT_SCORED_REASONS, OTHER_REASON, not_scored_customers
 from tests.conftest import features_at, spine_of, validated
 
 CUTOFF = dt.date(2025, 3, 1)
@@ -275,3 +276,58 @@ def test_bgnbd_is_fitted_on_history_only(con: SQLBackend, past, future_a, future
         rows["timestamp"] = pd.Timestamp(CUTOFF, tz="UTC") + pd.to_timedelta(rows["timestamp"], "s")
         results.append(features_at(con, {"transactions": rows}, spine, BGNBD_ONLY))
     pd.testing.assert_frame_equal(results[0], results[1])
+
+
+def _accounted(con: SQLBackend, data: dict[str, pd.DataFrame], label: LabelConfig):
+    """Eligible ids at CUTOFF, and the not-scored ids with their reasons."""
+    validated_tables = validated(con, data)
+    spine = build_spine(validated_tables, [CUTOFF], label, with_labels=False)
+    eligible = collect(spine.select("customer_id"))["customer_id"]
+    left = collect(not_scored_customers(validated_tables, CUTOFF, label, spine))
+    return set(eligible), dict(zip(left["customer_id"], left["reason"], strict=True))
+
+
+@settings(settings.get_profile("pit"))
+@given(
+    tx=transactions(PAST, FUTURE),
+    ev=events(PAST, FUTURE),
+    people=signups(PAST, FUTURE),
+    churned=st.lists(st.one_of(st.none(), offsets(PAST, FUTURE)), min_size=3, max_size=3),
+)
+def test_contractual_eligibility_and_every_customer_accounted_for(
+    con: SQLBackend, tx, ev, people, churned
+) -> None:
+    """Eligible exactly when signed up before the date and not churned before it; every
+    input customer is eligible or not scored with a reason, never both, never neither."""
+    churn = [(c, d) for c, d in zip(CUSTOMERS, churned, strict=True) if d is not None]
+    data = tables(tx, ev, people, churn)
+    label = LabelConfig(business="contractual", horizon_days=HORIZON, activity="any")
+    eligible, left = _accounted(con, data, label)
+    expected = {
+        c
+        for c, (signup, *_), churn_at in zip(CUSTOMERS, people, churned, strict=True)
+        if signup < 0 and (churn_at is None or churn_at >= 0)
+    }
+    assert eligible == expected
+    everyone = set(pd.concat([f["customer_id"] for f in data.values()]))
+    assert eligible.isdisjoint(left) and eligible | set(left) == everyone
+    for c, (signup, *_), churn_at in zip(CUSTOMERS, people, churned, strict=True):
+        if signup >= 0:
+            assert left[c] == NOT_SCORED_REASONS["signup"]
+        elif churn_at is not None and churn_at < 0:
+            assert left[c] == NOT_SCORED_REASONS["churned"]
+
+
+@settings(settings.get_profile("pit"))
+@given(tx=transactions(PAST, FUTURE), ev=events(PAST, FUTURE), people=signups(PAST, FUTURE))
+def test_non_contractual_customers_are_eligible_or_not_scored_with_the_inactive_reason(
+    con: SQLBackend, tx, ev, people
+) -> None:
+    label = LabelConfig(business="non_contractual", activity="transactions", active_window_days=30)
+    data = tables(tx, ev, people)
+    eligible, left = _accounted(con, data, label)
+    bought = {c for c, s, _ in [("a", -300 * DAY, 1.0), *tx] if -30 * DAY <= s < 0}
+    assert eligible == bought
+    everyone = set(pd.concat([f["customer_id"] for f in data.values()]))
+    assert eligible.isdisjoint(left) and eligible | set(left) == everyone
+    assert OTHER_REASON not in left.values()

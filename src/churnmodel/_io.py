@@ -12,6 +12,7 @@ exported model, as the umask allows.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -92,7 +93,22 @@ def file_set(folder: Path) -> Iterator[Path]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"output folder {folder}: an existing file; expected a folder")
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with _set_writer(folder) as staging:
+            yield staging
+    except BaseException:
+        if created:  # a run that wrote nothing leaves no folder behind either
+            (folder / SET_LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+@contextmanager
+def _set_writer(folder: Path) -> Iterator[Path]:
+    """The staging, journal and renames of `file_set`, under the folder's lock."""
     with file_lock(folder / SET_LOCK):
         finish_set(folder)
         staging = Path(tempfile.mkdtemp(prefix=_scratch_prefix("set"), dir=folder))

@@ -291,6 +291,14 @@ def before(timestamp: ir.TimestampValue, cutoff: ir.Value) -> ir.BooleanValue:
     return timestamp < cutoff.cast("timestamp")
 
 
+def within_history_window(
+    timestamp: ir.TimestampValue, cutoff: ir.Value, days: int
+) -> ir.BooleanValue:
+    """``cutoff - days <= timestamp < cutoff``: in the `days`-day window of history."""
+    start = cutoff.cast("timestamp")
+    return (timestamp >= start - ibis.interval(days=days)) & (timestamp < start)
+
+
 def within_label_window(
     timestamp: ir.TimestampValue, cutoff: ir.Value, horizon_days: int
 ) -> ir.BooleanValue:

@@ -30,17 +30,14 @@ from churnmodel.engine import collect
 from churnmodel.errors import CutoffError, ModelError
 from churnmodel.features.catalog import FeatureSpec
 from churnmodel.features.matrix import build_feature_matrix
-from churnmodel.pointintime import day_number, day_number_of
+from churnmodel.pointintime import before, day_number, day_number_of, within_history_window
 from churnmodel.registry.bundle import ModelBundle
 from churnmodel.timeline import build_spine
-
-NOT_SCORED_REASONS = {
-    "signup": "signed up on or after the scoring date",
-    "churned": "churned before the scoring date",
-    "no_history": "no transactions or events before the scoring date",
-    "no_signup": "not in the customers table (a contractual customer needs a signup row)",
-    "inactive": "inactive: no {activity} in the {days} days before the scoring date",
-}
+from churnmodel.timeline.not_scored import (
+    customer_facts,
+    inactive_reason,
+    not_scored_customers,
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,7 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     probability = pd.Series(predicted, index=frame.index, name="churn_probability")
     frame = pd.concat([frame, probability], axis=1)
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
-    left_out = not_scored_customers(tables, as_of, config, scored)
+    left_out = not_scored_customers(tables, as_of, config.label, scored)
     not_scored = collect(left_out)
     winback = collect(winback_customers(tables, as_of, config, left_out))
     return Scores(as_of, frame, matrix.specs, not_scored, unseen, winback)
@@ -173,35 +170,6 @@ def _unseen_categories(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, in
     return counts
 
 
-def not_scored_customers(
-    tables: ValidatedTables, as_of: dt.date, config: RunConfig, scored: ibis.Table
-) -> ibis.Table:
-    """Every customer id in the input not in `scored`, with the first reason that applies.
-
-    An expression, so that each engine computes it where the data is
-    (Spark writes it without collecting); ordered by customer id.
-    """
-    cutoff = dt.datetime.combine(as_of, dt.time())
-    window = dt.timedelta(days=config.label.active_window_days)
-    facts = _customer_facts(tables, config, cutoff)
-    facts = facts.anti_join(scored.select("customer_id"), "customer_id")
-    contractual = config.label.contractual
-    has_customer_row = facts.in_customers.fill_null(False)
-    no_history = facts.first_seen.isnull()
-    if contractual:  # a contractual customer needs no activity, only a customers row
-        no_history &= ~has_customer_row
-    inactive = inactive_reason(config)
-    branches = [
-        (facts.signup_date.notnull() & (facts.signup_date >= cutoff), NOT_SCORED_REASONS["signup"]),
-        (facts.churn_date.notnull() & (facts.churn_date < cutoff), NOT_SCORED_REASONS["churned"]),
-        (no_history, NOT_SCORED_REASONS["no_history"]),
-        *([(~has_customer_row, NOT_SCORED_REASONS["no_signup"])] if contractual else []),
-        (facts.last_active.isnull() | (facts.last_active < cutoff - window), inactive),
-    ]
-    reason = ibis.cases(*branches, else_="not eligible at the scoring date")
-    return facts.select("customer_id", reason=reason).order_by("customer_id")
-
-
 WINBACK_ACTION = "win-back offer"
 WINBACK_COLUMNS = [
     "customer_id",
@@ -215,14 +183,6 @@ WINBACK_COLUMNS = [
 ]
 
 
-def inactive_reason(config: RunConfig) -> str:
-    """The not-scored reason of lapsed customers, who go to the win-back list instead."""
-    return NOT_SCORED_REASONS["inactive"].format(
-        activity="purchase" if config.label.activity == "transactions" else "activity",
-        days=config.label.active_window_days,
-    )
-
-
 def winback_customers(
     tables: ValidatedTables, as_of: dt.date, config: RunConfig, not_scored: ibis.Table
 ) -> ibis.Table:
@@ -233,19 +193,20 @@ def winback_customers(
     then lifetime spend, then id. Without transactions the values are null.
     An expression, like `not_scored_customers`, so each engine computes it.
     """
-    cutoff = dt.datetime.combine(as_of, dt.time())
-    lapsed = not_scored.filter(not_scored.reason == inactive_reason(config)).select("customer_id")
-    facts = _customer_facts(tables, config, cutoff)
+    lapsed = not_scored.filter(not_scored.reason == inactive_reason(config.label))
+    lapsed = lapsed.select("customer_id")
+    facts = customer_facts(tables, config.label, as_of)
     out = lapsed.left_join(facts, "customer_id").select(lapsed.customer_id, facts.last_active)
     tx = tables.tables.get("transactions")
     if tx is not None:
-        before = tx.timestamp < cutoff
-        year = before & (tx.timestamp >= cutoff - dt.timedelta(days=365))
+        date = ibis.literal(as_of)
+        earlier = before(tx.timestamp, date)
+        year = within_history_window(tx.timestamp, date, 365)
         amount = tx.amount.cast("float64")
         spend = tx.group_by("customer_id").aggregate(
             value_last_12m=amount.sum(where=year),
-            value_lifetime=amount.sum(where=before),
-            purchases=tx.count(where=before),
+            value_lifetime=amount.sum(where=earlier),
+            purchases=tx.count(where=earlier),
         )
         out = out.left_join(spend, "customer_id").select(
             *out.columns, "value_last_12m", "value_lifetime", "purchases"
@@ -268,56 +229,3 @@ def winback_customers(
     return out.select(*WINBACK_COLUMNS).order_by(
         [ibis.desc("value_last_12m"), ibis.desc("value_lifetime"), "customer_id"]
     )
-
-
-def _customer_facts(tables: ValidatedTables, config: RunConfig, cutoff: dt.datetime) -> ibis.Table:
-    """One row per customer id in any table: signup, churn, first history, last activity.
-
-    One grouped pass per table (first and last timestamp before the cutoff),
-    then the small per-customer results are combined: no DISTINCT over the
-    tens of millions of raw rows.
-    """
-    named = tables.tables
-    counts_as_activity = config.label.counts_as_activity
-    parts = []
-    for name, table in named.items():
-        if name in ("transactions", "events"):
-            earlier = table.timestamp < cutoff
-            last = table.timestamp.max(where=earlier) if name in counts_as_activity else None
-            parts.append(
-                table.group_by("customer_id").aggregate(
-                    first_seen=table.timestamp.min(where=earlier),
-                    last_active=last if last is not None else ibis.null("timestamp"),
-                )
-            )
-        else:
-            parts.append(
-                table.select(
-                    "customer_id",
-                    first_seen=ibis.null("timestamp"),
-                    last_active=ibis.null("timestamp"),
-                )
-            )
-    stacked = ibis.union(*parts)
-    facts = stacked.group_by("customer_id").aggregate(
-        first_seen=stacked.first_seen.min(), last_active=stacked.last_active.max()
-    )
-    customers = named.get("customers")
-    if customers is not None:
-        signup = (
-            customers.signup_date if "signup_date" in customers.columns else ibis.null("timestamp")
-        )
-        rows = customers.select("customer_id", signup_date=signup, in_customers=ibis.literal(True))
-        facts = facts.left_join(rows, "customer_id").select(
-            *facts.columns, "signup_date", "in_customers"
-        )
-    else:
-        facts = facts.mutate(signup_date=ibis.null("timestamp"), in_customers=ibis.null("boolean"))
-    churn = named.get("churn")
-    if churn is not None:
-        facts = facts.left_join(churn.select("customer_id", "churn_date"), "customer_id").select(
-            *facts.columns, "churn_date"
-        )
-    else:
-        facts = facts.mutate(churn_date=ibis.null("timestamp"))
-    return facts

@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +42,21 @@ from churnmodel.outreach.build import (
     LIST_ASCENDING,
     LIST_ORDER,
     REASONS,
-    SEGMENTS,
     TIERS,
+    ListCuts,
     attribute_columns,
     explain_rows,
-    high_value_rank,
     list_columns,
+    ranked_labels,
     row_figures,
-    tier_sizes,
     warn_if_capped,
 )
 from churnmodel.outreach.people import write_people_csv
 from churnmodel.outreach.report import BINS, ReportData, render_report
 from churnmodel.registry.bundle import ModelBundle
-from churnmodel.scoring import (
-    check_columns,
-    inactive_reason,
-    not_scored_customers,
-    nothing_eligible,
-    winback_customers,
-)
+from churnmodel.scoring import check_columns, nothing_eligible, winback_customers
 from churnmodel.timeline import build_spine
+from churnmodel.timeline.not_scored import inactive_reason, not_scored_customers
 
 OUTPUTS = (
     "outreach",
@@ -74,6 +69,10 @@ OUTPUTS = (
 ROW_SCHEMA = (
     "customer_id string, churn_probability double, health_score long, value_12m double, "
     "value_at_risk double, probability double, new boolean"
+)
+RANKED_SCHEMA = (
+    "customer_id string, churn_probability double, health_score long, value_12m double, "
+    "value_at_risk double, risk_tier string, segment string"
 )
 
 
@@ -126,7 +125,7 @@ def score_on_spark(
         figures = persist(_row_figures(features, bundle, config))
         rows = figures.count()
         eligible = spine.select("customer_id")
-        left_out = not_scored_customers(tables, as_of, bundle.config, eligible)
+        left_out = not_scored_customers(tables, as_of, bundle.config.label, eligible)
         not_scored = persist(to_spark(left_out))
         not_scored_counts = _count_by_reason(not_scored)
         winback = to_spark(winback_customers(tables, as_of, bundle.config, left_out))
@@ -144,7 +143,7 @@ def score_on_spark(
             .join(features.select("customer_id", *_renamed(attributes)), "customer_id", "left")
             .select(*list_columns(attributes))
         )
-        lapsed = inactive_reason(bundle.config)
+        lapsed = inactive_reason(bundle.config.label)
         still_not_scored = not_scored.filter(not_scored.reason != F.lit(lapsed))
         paths, top_rows = _write(outreach, still_not_scored, winback, out_dir, top, config)
         report = _report_data(outreach, as_of, rows, top_rows)
@@ -210,31 +209,19 @@ def _row_figures(features: Any, bundle: ModelBundle, config: OutreachConfig) -> 
 
 
 def _ranked(figures: Any, rows: int, config: OutreachConfig) -> Any:
-    """Risk tier and segment, by the same rules as `build_outreach`.
+    """Risk tier and segment by the rules of `build_outreach`, in the same code.
 
-    Tiers by share and the high-value cut rank the whole list: a window
-    without partitions, which Spark computes in one task.
+    `ListCuts` with the cuts from one ranking pass over the whole list each
+    (a window without partitions, one task), then `ranked_labels` per batch.
     """
-    from pyspark.sql import functions as F
+    cuts = ListCuts.find(partial(_kth_largest, figures), rows, config)
 
-    probability = F.col("churn_probability")  # the shown one: equal numbers share a tier
-    if config.tiers == "probability":
-        high_cut, medium_cut = config.high, config.medium
-    else:
-        high_cut, medium_cut = _kth_largest(figures, "churn_probability", tier_sizes(rows, config))
-    tier = F.when(probability >= F.lit(high_cut), "high").when(
-        probability >= F.lit(medium_cut), "medium"
-    )
-    tiered = figures.withColumn("risk_tier", tier.otherwise("low"))
-    (cut,) = _kth_largest(figures, "value_12m", (high_value_rank(rows, config.high_value_share),))
-    high_value = (F.col("value_12m") >= F.lit(cut)) & (F.col("value_12m") > 0)
-    segment = (
-        F.when(F.col("new"), SEGMENTS[0])
-        .when(high_value, SEGMENTS[1])
-        .when(F.col("risk_tier") == "high", SEGMENTS[2])
-        .otherwise(SEGMENTS[3])
-    )
-    return tiered.withColumn("segment", segment).drop("probability", "new")
+    def labelled(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            labels = ranked_labels(batch, cuts)
+            yield batch.assign(**labels).drop(columns=["probability", "new"])
+
+    return figures.mapInPandas(labelled, RANKED_SCHEMA)
 
 
 def _kth_largest(frame: Any, column: str, ks: tuple[int, ...]) -> tuple[float, ...]:

@@ -222,8 +222,7 @@ class FittedModel:
     @property
     def metrics(self) -> dict[str, Metrics]:
         """Backtest metrics per scorer: the shipped model ("model"), candidates, baselines."""
-        metrics = self.result.backtest.metrics
-        return {"model": metrics[self.result.winner], **metrics}
+        return dict(self.result.backtest.metrics)
 
 
 def fit(
@@ -249,6 +248,8 @@ def fit(
         config.features.windows_days,
         step,
     )
+    shipped = result.backtest.with_scores({"model": result.backtest.rows[result.winner]})
+    result = dataclasses.replace(result, backtest=shipped)  # "model": the winner, as it ships
     facts = {
         **_training_facts(result, features.facts),
         "profile": feature_profile(frame, specs),

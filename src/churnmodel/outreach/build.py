@@ -18,7 +18,8 @@ kept deliberately simple, so a retention team can check them by hand:
   0 at four times the gap. Engagement: the latest 90-day product use as a
   share of the 90 days before, capped at 100. Satisfaction: the last NPS
   (0-10) and CSAT (1-5) answers on a 0-100 scale. Support: 100 with no
-  tickets in 90 days, 0 with three or more. Without any of these it is
+  tickets in 90 days, 0 with three or more (windows other than 90 days:
+  the configured one nearest to 90, the bound scaled). Without any it is
   ``100 * (1 - churn_probability)``.
 
 Segments: "new" below `new_customer_days` of tenure; else "high-value" when
@@ -31,7 +32,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -82,13 +86,11 @@ def build_outreach(
     frame = scores.frame
     out = row_figures(frame, frame["churn_probability"].to_numpy(), bundle, config)
     out.insert(1, "as_of", pd.Timestamp(scores.as_of))
-    tiers = risk_tiers(out["churn_probability"].to_numpy(), config)
+    cuts = ListCuts.find(partial(_kth_of, out), len(out), config)
+    labelled = ranked_labels(out, cuts)
+    tiers = pd.Categorical(labelled["risk_tier"], categories=TIERS, ordered=True)
     out.insert(3, "risk_tier", pd.Series(tiers, index=out.index))
-    values = out["value_12m"].to_numpy()
-    high_value = (values >= high_value_cut(values, config.high_value_share)) & (values > 0)
-    out["segment"] = segment_labels(
-        out["new"].to_numpy(), high_value, (out["risk_tier"] == "high").to_numpy()
-    )
+    out["segment"] = labelled["segment"].to_numpy()
     out["model_version"] = model_version
     out = out.sort_values(LIST_ORDER, ascending=LIST_ASCENDING, kind="stable")
     chosen = reason_rows(out, config)
@@ -189,6 +191,57 @@ def tier_sizes(rows: int, config: OutreachConfig) -> tuple[int, int]:
     return round(config.high * rows), round(config.medium * rows)
 
 
+@dataclass(frozen=True)
+class ListCuts:
+    """The order statistics that rank the list: the two tier cuts and the high-value cut.
+
+    The one part of the tier and segment rules that needs every row; each
+    engine finds the k-th largest values its own way (`kth`), and
+    `ranked_labels` then labels rows one by one, in pandas on either engine.
+    """
+
+    high: float
+    medium: float
+    high_value: float
+
+    @classmethod
+    def find(
+        cls,
+        kth: Callable[[str, tuple[int, ...]], tuple[float, ...]],
+        rows: int,
+        config: OutreachConfig,
+    ) -> ListCuts:
+        """The cuts for `rows` customers; `kth(column, ks)` gives the ks-th largest values."""
+        if config.tiers == "probability":
+            high, medium = config.high, config.medium
+        else:
+            high, medium = kth("churn_probability", tier_sizes(rows, config))
+        (value,) = kth("value_12m", (high_value_rank(rows, config.high_value_share),))
+        return cls(high, medium, value)
+
+
+def ranked_labels(figures: pd.DataFrame, cuts: ListCuts) -> pd.DataFrame:
+    """`risk_tier` and `segment` of each row of `row_figures`, given the cuts.
+
+    A shown probability at or above a cut is in its tier, so ties share
+    one; high-value needs a positive value at or above its cut.
+    """
+    probability = figures["churn_probability"].to_numpy()
+    tier = np.where(
+        probability >= cuts.high, "high", np.where(probability >= cuts.medium, "medium", "low")
+    )
+    values = figures["value_12m"].to_numpy()
+    high_value = (values >= cuts.high_value) & (values > 0)
+    segment = segment_labels(figures["new"].to_numpy(dtype=bool), high_value, tier == "high")
+    return pd.DataFrame({"risk_tier": tier, "segment": segment}, index=figures.index)
+
+
+def _kth_of(frame: pd.DataFrame, column: str, ks: tuple[int, ...]) -> tuple[float, ...]:
+    """`kth_largest` of a column for each k: the pandas side of `ListCuts.find`."""
+    values = frame[column].to_numpy(dtype=np.float64)
+    return tuple(kth_largest(values, k) for k in ks)
+
+
 def risk_tiers(probability: npt.NDArray[np.float64], config: OutreachConfig) -> pd.Categorical[str]:
     """High / medium / low by probability threshold, or by share of customers (top first).
 
@@ -197,15 +250,10 @@ def risk_tiers(probability: npt.NDArray[np.float64], config: OutreachConfig) -> 
     tier takes everyone tied with its last customer, and may come out a
     little larger than the share.
     """
-    if config.tiers == "probability":
-        high_cut, medium_cut = config.high, config.medium
-    else:
-        high_rows, medium_rows = tier_sizes(len(probability), config)
-        high_cut, medium_cut = (kth_largest(probability, k) for k in (high_rows, medium_rows))
-    tier = np.where(
-        probability >= high_cut, "high", np.where(probability >= medium_cut, "medium", "low")
-    )
-    return pd.Categorical(tier, categories=TIERS, ordered=True)
+    figures = pd.DataFrame({"churn_probability": probability, "value_12m": 0.0, "new": False})
+    cuts = ListCuts.find(partial(_kth_of, figures), len(figures), config)
+    tiers = ranked_labels(figures, cuts)["risk_tier"]
+    return pd.Categorical(tiers, categories=TIERS, ordered=True)
 
 
 def kth_largest(values: npt.NDArray[np.float64], k: int) -> float:
@@ -253,17 +301,39 @@ def health_scores(
     parts: list[pd.Series] = []
     if "tx_recency_gap_ratio" in frame:
         parts.append(100 * (1 - (frame["tx_recency_gap_ratio"] - 1) / 3).clip(0, 1))
-    if "ev_engagement_trend_90d" in frame:
-        parts.append(100 * frame["ev_engagement_trend_90d"].clip(0, 1))
+    if (trend := _nearest_window(frame, r"ev_engagement_trend_(\d+)d")) is not None:
+        parts.append(100 * frame[trend[0]].clip(0, 1))
     if "nps_last" in frame:
         parts.append(10 * frame["nps_last"].clip(0, 10))
     if "csat_last" in frame:
         parts.append(25 * (frame["csat_last"].clip(1, 5) - 1))
-    if "ticket_count_90d" in frame:
-        parts.append(100 * (1 - frame["ticket_count_90d"] / 3).clip(0, 1))
+    if (tickets := _nearest_window(frame, r"ticket_count_(\d+)d")) is not None:
+        column, days = tickets  # three tickets in 90 days, scaled to the window
+        parts.append(100 * (1 - frame[column] / (3 * days / HEALTH_DAYS)).clip(0, 1))
     fallback = pd.Series(100 * (1 - probability), index=frame.index)
     health = pd.concat(parts, axis=1).mean(axis=1) if parts else fallback
     return np.asarray(health.fillna(fallback).round().astype("int64"))
+
+
+HEALTH_DAYS = 90
+"""The window the health score reads, or the configured one nearest to it."""
+
+
+def _nearest_window(frame: pd.DataFrame, pattern: str) -> tuple[str, int] | None:
+    """The column matching `pattern` whose window (days) is nearest `HEALTH_DAYS`, and its days.
+
+    Derived from the columns present, so a config without a 90-day window
+    still gets engagement and support in the score, from its nearest one.
+    """
+    found = {
+        int(match[1]): column
+        for column in frame.columns
+        if (match := re.fullmatch(pattern, str(column)))
+    }
+    if not found:
+        return None
+    days = min(found, key=lambda d: (abs(d - HEALTH_DAYS), d))
+    return found[days], days
 
 
 def new_customers(frame: pd.DataFrame, days: int) -> npt.NDArray[np.bool_]:
