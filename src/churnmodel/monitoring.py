@@ -21,9 +21,10 @@ calibration of the probabilities that were actually sent out.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from churnmodel.config import MonitorConfig
+from churnmodel.config import LabelConfig, MonitorConfig
+from churnmodel.data.validate import ValidatedTables
+from churnmodel.engine import collect
+from churnmodel.errors import ConfigError
 from churnmodel.features.catalog import FeatureSpec
-from churnmodel.model.evaluate import Metrics
+from churnmodel.model.evaluate import Metrics, calibration_table, evaluate_scores
+from churnmodel.timeline import build_spine, label_observed
 
 DECILES = np.linspace(0.1, 0.9, 9)
 FLOOR = 1e-4
@@ -185,6 +190,59 @@ class LivePerformance:
                 f"{where}: expected calibration error {self.metrics.ece:.3f} > {limits.max_ece}"
             )
         return found
+
+
+@dataclass(frozen=True)
+class MeasuredList:
+    """An earlier list against what happened since: its live result, or why not yet."""
+
+    live: LivePerformance | None
+    calibration: pd.DataFrame | None  # per probability bin; with as_of
+    waiting: str | None  # set when the list's label window is not over in the data
+
+
+def measure_list(
+    tables: ValidatedTables, listed: pd.DataFrame, source: str, label: LabelConfig
+) -> MeasuredList:
+    """Label an earlier outreach list from today's data, by the model's churn definition.
+
+    Listed customers without a label at the list's date (no longer in the
+    data) are counted as unlabelled, not guessed.
+    """
+    listed_as_of = list_date(listed, source)
+    if not label_observed(listed_as_of, label.horizon, tables.observed_until):
+        end = listed_as_of + dt.timedelta(days=label.horizon)
+        return MeasuredList(
+            None,
+            None,
+            f"{source}: the label window of {listed_as_of} ends {end}, after the data "
+            f"({tables.observed_until.date()})",
+        )
+    labels = collect(build_spine(tables, [listed_as_of], label).select("customer_id", "label"))
+    joined = listed.merge(labels, on="customer_id", how="left")
+    known = joined[joined["label"].notna()]
+    metrics = evaluate_scores(known["label"], known["churn_probability"])
+    version = str(listed["model_version"].iloc[0]) if len(listed) else "-"
+    live = LivePerformance(source, str(listed_as_of), version, metrics, len(joined) - len(known))
+    table = calibration_table(known["label"], known["churn_probability"])
+    return MeasuredList(live, table.assign(as_of=str(listed_as_of)), None)
+
+
+def list_date(listed: pd.DataFrame, source: str) -> dt.date:
+    """The one scoring date of an outreach list (its `as_of` column)."""
+    dates = pd.to_datetime(listed["as_of"]).dt.date.unique()
+    if len(dates) != 1:
+        raise ConfigError(
+            f"outreach list {source}: expected one scoring date in column as_of, found {len(dates)}"
+        )
+    return pd.Timestamp(dates[0]).date()
+
+
+def trained_auc(training: Mapping[str, Any]) -> float | None:
+    """The backtest ROC AUC a model reported when it was trained (None if it has none)."""
+    reported = training.get("backtest_metrics") or training.get("holdout_metrics")
+    value = (reported or {}).get("model", {}).get("roc_auc")
+    return float(value) if value is not None else None
 
 
 def psi_chart(drift: pd.DataFrame, limit: float, top: int = 20) -> Figure:

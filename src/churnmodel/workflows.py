@@ -28,13 +28,13 @@ from churnmodel.discovery import (
     resolve_label,
     table_facts,
 )
-from churnmodel.engine import collect, connect
+from churnmodel.engine import connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
 from churnmodel.model.backtest import Backtest, backtest_rows, plan_folds, run_backtest
 from churnmodel.model.candidates import candidate_set
-from churnmodel.model.evaluate import Metrics, calibration_table, evaluate_scores
+from churnmodel.model.evaluate import Metrics
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
 from churnmodel.model.training import TrainingResult, train_and_evaluate
 from churnmodel.model.tuning import tune
@@ -45,7 +45,9 @@ from churnmodel.monitoring import (
     feature_drift,
     feature_profile,
     ignored,
+    measure_list,
     psi_chart,
+    trained_auc,
 )
 from churnmodel.outreach import build_outreach, write_outreach
 from churnmodel.outreach.export import read_outreach
@@ -66,7 +68,7 @@ from churnmodel.scoring import (
     nothing_eligible,
     score_customers,
 )
-from churnmodel.timeline import build_spine, label_observed, training_cutoffs
+from churnmodel.timeline import build_spine, training_cutoffs
 
 log = logging.getLogger(__name__)
 
@@ -687,34 +689,14 @@ def monitor(
     live, calibration, waiting = [], [], []
     for path in scored:
         step(f"labelling {path}")
-        listed = read_outreach(Path(path))
-        listed_as_of = _list_date(listed, path)
-        label_rule = bundle.config.label  # the model's churn definition, not the config's
-        if not label_observed(listed_as_of, label_rule.horizon, tables.observed_until):
-            end = listed_as_of + dt.timedelta(days=label_rule.horizon)
-            waiting.append(
-                f"{path}: the label window of {listed_as_of} ends {end}, after the data "
-                f"({tables.observed_until.date()})"
-            )
-            continue
-        labels = collect(
-            build_spine(tables, [listed_as_of], label_rule).select("customer_id", "label")
-        )
-        joined = listed.merge(labels, on="customer_id", how="left")
-        known = joined[joined["label"].notna()]
-        metrics = evaluate_scores(known["label"], known["churn_probability"])
-        version = str(listed["model_version"].iloc[0]) if len(listed) else "-"
-        live.append(
-            LivePerformance(
-                str(path), str(listed_as_of), version, metrics, len(joined) - len(known)
-            )
-        )
-        table = calibration_table(known["label"], known["churn_probability"])
-        calibration.append(table.assign(as_of=str(listed_as_of)))
-    reported = bundle.training.get("backtest_metrics") or bundle.training.get("holdout_metrics")
-    trained_auc = (reported or {}).get("model", {}).get("roc_auc")
+        # the model's churn definition, not the config's
+        measured = measure_list(tables, read_outreach(Path(path)), str(path), bundle.config.label)
+        live += [measured.live] if measured.live is not None else []
+        calibration += [measured.calibration] if measured.calibration is not None else []
+        waiting += [measured.waiting] if measured.waiting is not None else []
+    reported = trained_auc(bundle.training)
     alerts = drift_alerts(drift, config.monitor) + [
-        line for p in live for line in p.alerts(trained_auc, config.monitor)
+        line for p in live for line in p.alerts(reported, config.monitor)
     ]
     step("logging to MLflow")
     calibrated = pd.concat(calibration, ignore_index=True) if calibration else pd.DataFrame()
@@ -727,15 +709,6 @@ def monitor(
 def _max_or_none(values: pd.Series) -> float | None:
     """The largest value, or None (JSON null, not NaN) when there is none."""
     return float(values.max()) if values.notna().any() else None
-
-
-def _list_date(listed: pd.DataFrame, path: Path) -> dt.date:
-    dates = pd.to_datetime(listed["as_of"]).dt.date.unique()
-    if len(dates) != 1:
-        raise ConfigError(
-            f"outreach list {path}: expected one scoring date in column as_of, found {len(dates)}"
-        )
-    return pd.Timestamp(dates[0]).date()
 
 
 def write_monitor_outputs(outcome: MonitorOutcome, limit: float, out_dir: Path) -> dict[str, Path]:
