@@ -32,10 +32,10 @@ def check(con: SQLBackend, sources: dict[str, object], columns: dict | None = No
 
 
 def error_of(
-    con: SQLBackend, sources: dict[str, object], columns: dict | None = None
+    con: SQLBackend, sources: dict[str, object], columns: dict | None = None, **kw
 ) -> DataContractError:
     with pytest.raises(DataContractError) as info:
-        check(con, sources, columns)
+        check(con, sources, columns, **kw)
     return info.value
 
 
@@ -259,12 +259,6 @@ def test_regular_range_stops_when_outliers_exceed_the_share() -> None:
         regular_range(future, rules)
 
 
-def error_of_rules(con, sources, rules) -> DataContractError:
-    with pytest.raises(DataContractError) as info:
-        check(con, sources, rules=rules)
-    return info.value
-
-
 def test_comma_style_reads_german_numbers(con, tmp_path) -> None:
     path = write_csv(
         tmp_path,
@@ -278,7 +272,7 @@ def test_comma_style_reads_german_numbers(con, tmp_path) -> None:
     misread = write_csv(
         tmp_path, "misread", "customer_id,timestamp,amount\na,2025-01-01,12.50\nb,2025-01-01,1.5\n"
     )
-    error = error_of_rules(con, {"transactions": misread}, QualityRules(number_style="comma"))
+    error = error_of(con, {"transactions": misread}, rules=QualityRules(number_style="comma"))
     assert (error.column, error.rows, error.examples) == ("amount", 2, ["12.50", "1.5"])
     plain = write_csv(
         tmp_path, "plain", "customer_id,timestamp,amount\na,2025-01-01,3.260\nb,2025-01-01,0.125\n"

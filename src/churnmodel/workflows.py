@@ -32,7 +32,7 @@ from churnmodel.engine import connect
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix
 from churnmodel.kpi import Cohorts, cohort_retention, complete_periods, retention_kpis
-from churnmodel.model.backtest import Backtest, backtest_rows, plan_folds, run_backtest
+from churnmodel.model.backtest import Backtest, Fold, backtest_rows, plan_folds, run_backtest
 from churnmodel.model.candidates import candidate_set
 from churnmodel.model.evaluate import Metrics
 from churnmodel.model.plots import write_driver_plots, write_evaluation_plots
@@ -241,7 +241,7 @@ def fit(
     step = progress or (lambda _: None)
     config = _with_matrix_settings(config or features.config, features)
     frame, specs = features.matrix.frame, features.matrix.specs
-    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    folds = _folds(features, config)
     result = train_and_evaluate(
         frame,
         features.matrix.feature_names,
@@ -337,7 +337,7 @@ def train(
 def _tuned(config: RunConfig, features: FeatureRun, trials: int, step: Progress) -> RunConfig:
     """The config with `[model]` from an Optuna search, each trial a backtest."""
     frame = features.matrix.frame
-    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    folds = _folds(features, config)
     tuned = tune(
         frame,
         features.matrix.feature_names,
@@ -404,8 +404,10 @@ DEFAULT_FOLDS = 4
 """Backtest cutoffs when `cutoffs.holdout` is not set."""
 
 
-def _fold_count(config: RunConfig) -> int:
-    return config.cutoffs.holdout or DEFAULT_FOLDS
+def _folds(features: FeatureRun, config: RunConfig) -> list[Fold]:
+    """The backtest folds over the matrix's cutoffs (`cutoffs.holdout` of them, else 4)."""
+    count = config.cutoffs.holdout or DEFAULT_FOLDS
+    return plan_folds(features.cutoffs, config.label.horizon, count)
 
 
 def _score_champion(config: RunConfig, held: pd.DataFrame) -> ChampionScores:
@@ -489,7 +491,7 @@ def evaluate(
     features = build_features(config, sources=sources, progress=step)
     config = features.config
     frame, names = features.matrix.frame, features.matrix.feature_names
-    folds = plan_folds(features.cutoffs, config.label.horizon, _fold_count(config))
+    folds = _folds(features, config)
     baselines = [c for c in candidate_set(frame, names, config.features.windows_days) if c.baseline]
     backtest = run_backtest(frame, baselines, folds, config.model, step)
     held = backtest_rows(frame, backtest)
