@@ -125,3 +125,39 @@ def test_named_categorical_features_and_labels_other_than_0_1(customers) -> None
     assert roc_auc_score(words == "stayed", stays) > 0.75
     with pytest.raises(ValueError, match="categorical_features must name columns of X"):
         ChurnClassifier().fit(as_text, words, categorical_features=["region"])
+
+
+def test_predict_agrees_with_decision_function_and_probabilities(customers) -> None:
+    frame, labels = customers
+    model = ChurnClassifier(n_estimators=30, min_child_samples=20).fit(frame, labels)
+    decision = model.decision_function(frame)
+    churn = model.predict_proba(frame)[:, 1]
+    assert np.array_equal(model.predict(frame), model.classes_[(decision > 0).astype(int)])
+    assert np.array_equal(np.argsort(decision, kind="stable"), np.argsort(churn, kind="stable"))
+
+
+def test_a_model_fitted_on_a_frame_scores_an_array_by_position(customers) -> None:
+    frame, labels = customers
+    numbers = frame[["days_since_last_tx", "logins_30d"]]
+    model = ChurnClassifier(n_estimators=20).fit(numbers, labels)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = model.predict_proba(numbers.to_numpy())
+    assert np.array_equal(from_array, model.predict_proba(numbers))
+
+
+def test_one_categorical_name_and_eval_set_mistakes_are_clear(customers) -> None:
+    frame, labels = customers
+    as_text = frame.assign(plan=frame["plan"].astype(str))
+    model = ChurnClassifier(n_estimators=20).fit(as_text, labels, categorical_features="plan")
+    assert model.categorical_ == ["plan"]
+    with pytest.raises(ValueError, match="one label per row of X_valid"):
+        ChurnClassifier(n_estimators=20).fit(frame, labels, eval_set=(frame[:50], labels[:40]))
+    with pytest.raises(ValueError, match="both classes"):
+        ChurnClassifier(n_estimators=20).fit(frame, labels, eval_set=(frame[:5], np.zeros(5)))
+    with pytest.raises(ValueError, match=r"eval_set must be \(X_valid, y_valid\)"):
+        ChurnClassifier(n_estimators=20).fit(frame, labels, eval_set=(frame,))
+    lightgbm_style = [(frame[1_500:], labels[1_500:])]
+    fitted = ChurnClassifier(n_estimators=50).fit(
+        frame[:1_500], labels[:1_500], eval_set=lightgbm_style
+    )
+    assert fitted.n_trees_ <= 50

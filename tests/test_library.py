@@ -95,3 +95,19 @@ def test_library_errors_name_parameters_not_command_line_options(features) -> No
         filter_outreach(frame, tiers=["hihg"])
     assert str(info.value).startswith("tiers: unknown ['hihg']")
     assert "--" not in str(info.value)
+
+
+def test_fit_refuses_what_the_features_were_built_without(features) -> None:
+    with pytest.raises(ConfigError, match="expected the features of `build_features"):
+        cm.fit(cm.RunConfig())
+    other = parse_config({"label": {"horizon_days": 30}}, "test")
+    with pytest.raises(ConfigError, match=r"label.horizon_days: features \d+, config 30"):
+        cm.fit(features, other)
+
+
+def test_fit_takes_the_backtest_folds_from_the_config_it_is_given(features) -> None:
+    three = parse_config({"cutoffs": {"holdout": 3}, "model": {"n_estimators": 40}}, "test")
+    fitted = cm.fit(features, three)
+    assert len(fitted.result.backtest.folds) == 3
+    assert fitted.bundle.config.cutoffs.holdout == 3
+    assert repr(fitted).startswith("FittedModel(winner=") and len(repr(fitted)) < 200

@@ -19,13 +19,14 @@ loads MLflow, Optuna, matplotlib or PySpark.
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module as _import_module
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 try:
-    __version__ = version("churnmodel")
-except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = _version("churnmodel")
+except _PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 _PUBLIC = {
@@ -89,10 +90,12 @@ def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'churnmodel' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]
-    value = getattr(import_module(module), attribute)
+    value = getattr(_import_module(module), attribute)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
+    """The public names only (plus the submodules already imported)."""
+    loaded = [name for name, value in globals().items() if type(value).__name__ == "module"]
+    return sorted({*__all__, *(n for n in loaded if not n.startswith("_"))})

@@ -81,7 +81,7 @@ def check_compatible(bundle: ModelBundle, config: RunConfig) -> None:
     differences = [
         f"{section}.{key}: model {trained!r}, config {current!r}"
         for section in ("features", "label")
-        for key, trained, current in _differences(
+        for key, trained, current in setting_differences(
             getattr(bundle.config, section).model_dump(mode="json"),
             getattr(config, section).model_dump(mode="json"),
         )
@@ -94,15 +94,19 @@ def check_compatible(bundle: ModelBundle, config: RunConfig) -> None:
         )
 
 
-def _differences(
+def setting_differences(
     trained: Mapping[str, Any], current: Mapping[str, Any], prefix: str = ""
 ) -> list[tuple[str, Any, Any]]:
-    """(key, trained, current) for every setting set in `current` that differs."""
+    """(key, trained, current) for every setting set in `current` that differs.
+
+    Settings left open (None) in `current` never differ: they were decided
+    from the data the same way.
+    """
     found = []
     for key, value in current.items():
         old = trained.get(key)
         if isinstance(value, Mapping) and isinstance(old, Mapping):
-            found += _differences(old, value, f"{prefix}{key}.")
+            found += setting_differences(old, value, f"{prefix}{key}.")
         elif value is not None and value != old:
             found.append((f"{prefix}{key}", old, value))
     return found

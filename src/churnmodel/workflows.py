@@ -67,6 +67,7 @@ from churnmodel.scoring import (
     default_as_of,
     nothing_eligible,
     score_customers,
+    setting_differences,
 )
 from churnmodel.timeline import build_spine, training_cutoffs
 
@@ -221,6 +222,13 @@ class FittedModel:
     result: TrainingResult
     held: pd.DataFrame  # the backtest rows, in the backtest's order
 
+    def __repr__(self) -> str:
+        auc = self.result.backtest.metrics["model"].roc_auc
+        return (
+            f"FittedModel(winner={self.result.winner!r}, backtest_roc_auc={auc:.4f}, "
+            f"features={len(self.bundle.specs)}, backtest_rows={len(self.held):,})"
+        )
+
     @property
     def metrics(self) -> dict[str, Metrics]:
         """Backtest metrics per scorer: the shipped model ("model"), candidates, baselines."""
@@ -239,6 +247,11 @@ def fit(
     features were built with; its `[model]` section sets the learner.
     """
     step = progress or (lambda _: None)
+    if not isinstance(features, FeatureRun):
+        raise ConfigError(
+            f"fit: expected the features of `build_features(config, ...)`, got "
+            f"{type(features).__name__}"
+        )
     config = _with_matrix_settings(config or features.config, features)
     frame, specs = features.matrix.frame, features.matrix.specs
     folds = _folds(features, config)
@@ -392,12 +405,36 @@ def _against_champion(
     return dataclasses.replace(result, backtest=backtest), comparison, decision
 
 
+MATRIX_SECTIONS = ("data", "label", "cutoffs", "features")
+"""The settings a feature matrix is built with; training cannot change them afterwards."""
+
+
 def _with_matrix_settings(config: RunConfig, features: FeatureRun) -> RunConfig:
-    """The caller's config, with the (resolved) settings the feature matrix was built with."""
-    built = {
-        name: getattr(features.config, name) for name in ("data", "label", "cutoffs", "features")
-    }
-    return config.model_copy(update=built)
+    """The caller's config, with the (resolved) settings the feature matrix was built with.
+
+    A setting the caller set differently from the matrix's is an error, not
+    silently dropped: the features would have to be built again. Only the
+    backtest's `cutoffs.holdout` is the caller's to choose here.
+    """
+    built = features.config
+    differences = [
+        f"{section}.{key}: features {old!r}, config {new!r}"
+        for section in MATRIX_SECTIONS
+        for key, old, new in setting_differences(
+            getattr(built, section).model_dump(mode="json", exclude={"holdout"}),
+            getattr(config, section).model_dump(
+                mode="json", exclude_unset=True, exclude={"holdout"}
+            ),
+        )
+    ]
+    if differences:
+        raise ConfigError(
+            "the config sets what the feature matrix was built without; build the features "
+            f"with this config first ({'; '.join(differences[:5])})"
+        )
+    cutoffs = built.cutoffs.model_copy(update={"holdout": config.cutoffs.holdout})
+    update = {name: getattr(built, name) for name in ("data", "label", "features")}
+    return config.model_copy(update={**update, "cutoffs": cutoffs})
 
 
 DEFAULT_FOLDS = 4

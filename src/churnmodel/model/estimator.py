@@ -16,6 +16,7 @@ only files you wrote; `score` and the registry keep loading the plain bundle.
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, Literal
 
@@ -84,19 +85,25 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
     """Calibrated LightGBM churn probabilities, as a scikit-learn classifier.
 
     Parameters are the `[model]` settings of the same names (see
-    docs/configuration.md); `random_state` is `model.seed`, and
-    `calibration_folds` the folds of the cross-fitted calibration used when
-    `fit` gets no `eval_set`.
+    docs/configuration.md); `random_state` is `model.seed` (an int, as
+    LightGBM needs), `calibration_folds` the folds of the cross-fitted
+    calibration used when `fit` gets no `eval_set`, and `n_jobs` LightGBM's
+    threads (None: all cores).
+
+    The positive class is `classes_[1]`, the second in sorted order, as in
+    scikit-learn: with 0/1 or False/True labels that is "churned", so
+    `predict_proba(X)[:, 1]` is the churn probability.
 
     Fitted attributes: `classes_`, `n_features_in_`, `feature_names_in_`
-    (for a DataFrame), `booster_`, `calibrator_`, `n_trees_` and `model_`
-    (the `ChurnModel` a bundle would hold).
+    (for a DataFrame), `categorical_`, `booster_`, `calibrator_`, `n_trees_`
+    and `model_` (the `ChurnModel` a bundle would hold).
     """
 
     _parameter_constraints: typing.ClassVar[dict[str, list[Any]]] = {
         **{name: _constraint(name) for name in PARAMETERS},
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "calibration_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -113,6 +120,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         calibration: str = DEFAULTS["calibration"],
         random_state: int = DEFAULTS["seed"],
         calibration_folds: int = 3,
+        n_jobs: int | None = None,
     ) -> None:
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -126,6 +134,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         self.calibration = calibration
         self.random_state = random_state
         self.calibration_folds = calibration_folds
+        self.n_jobs = n_jobs
 
     def __sklearn_tags__(self) -> Any:
         """Missing values are fine (LightGBM routes them); labels must be binary."""
@@ -145,7 +154,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         y: Any,
         *,
         eval_set: tuple[Any, Any] | None = None,
-        categorical_features: Literal["auto"] | list[str] = "auto",
+        categorical_features: str | Sequence[str] = "auto",
     ) -> ChurnClassifier:
         """Grow the trees on `X`, `y` and calibrate them.
 
@@ -156,15 +165,15 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         cross-fitted over `calibration_folds` folds of `X`.
 
         `categorical_features`: "auto" takes a DataFrame's category columns;
-        a list names columns to treat as categories.
+        a column name or a list of them are treated as categories (numpy
+        input names its columns x0, x1, ...).
         """
         self._validate_params()  # "The 'learning_rate' parameter ... must be ... Got ... instead."
         frame = self._frame(X, reset=True, categorical=categorical_features)
         labels = self._labels(y, frame)
-        params = lightgbm_params(self.model_config())
+        params = lightgbm_params(self.model_config()) | {"num_threads": self.n_jobs or 0}
         if eval_set is not None:
-            valid = self._frame(eval_set[0], reset=False)
-            valid_labels = self._encode(eval_set[1])
+            valid, valid_labels = self._eval_rows(eval_set)
             booster, curve = fit_trees(
                 frame,
                 labels,
@@ -192,14 +201,36 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         return self.model_.predict_proba(self._frame(X, reset=False))
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
-        """The more likely class per row (churn when its probability is at least 0.5)."""
+        """The more likely class per row: `classes_[1]` when its probability is above 0.5."""
         check_is_fitted(self)
-        return np.asarray(self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)])
+        return np.asarray(self.classes_[(self.decision_function(X) > 0).astype(int)])
 
     def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
-        """Uncalibrated log-odds of churn per row (what ROC AUC ranks identically)."""
+        """The log-odds of the calibrated probability of `classes_[1]`, per row.
+
+        Positive exactly where `predict` says `classes_[1]`, and ranks rows as
+        `predict_proba` does (calibration is monotone).
+        """
         check_is_fitted(self)
-        return self.model_.log_odds(self._frame(X, reset=False))
+        churn = np.clip(self.predict_proba(X)[:, 1], 1e-15, 1 - 1e-15)
+        return np.asarray(np.log(churn) - np.log1p(-churn))
+
+    def _eval_rows(self, eval_set: Any) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+        """(X_valid, y_valid) from `eval_set`, also given LightGBM's way as [(X_valid, y_valid)]."""
+        if isinstance(eval_set, list) and len(eval_set) == 1:
+            eval_set = eval_set[0]
+        if not isinstance(eval_set, tuple | list) or len(eval_set) != 2:
+            raise ValueError("eval_set must be (X_valid, y_valid)")
+        valid = self._frame(eval_set[0], reset=False)
+        labels = self._encode(column_or_1d(eval_set[1]))
+        if len(labels) != len(valid):
+            raise ValueError(
+                f"eval_set: y_valid must hold one label per row of X_valid ({len(valid)}), "
+                f"got {len(labels)}"
+            )
+        if len(np.unique(labels)) != 2:
+            raise ValueError("eval_set: y_valid must hold both classes to stop early and calibrate")
+        return valid, labels
 
     def _out_of_fold(
         self, frame: pd.DataFrame, labels: npt.NDArray[np.int64], params: dict[str, Any]
@@ -222,7 +253,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
         self,
         X: Any,
         reset: bool,
-        categorical: Literal["auto"] | list[str] = "auto",
+        categorical: str | Sequence[str] = "auto",
     ) -> pd.DataFrame:
         """`X` as a DataFrame with the training columns; checks count and names like sklearn."""
         if isinstance(X, pd.DataFrame):
@@ -231,9 +262,14 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # 
             frame.columns = frame.columns.map(str)  # LightGBM names features by text
         else:
             array = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan")
-            frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+            names = [f"x{i}" for i in range(array.shape[1])]
+            if not reset and hasattr(self, "feature_names_in_"):  # fitted on a frame: by position
+                names = [str(n) for n in self.feature_names_in_]
+            frame = pd.DataFrame(array, columns=names)
         if reset:
-            named = [] if categorical == "auto" else list(categorical)
+            if isinstance(categorical, str) and categorical != "auto":
+                categorical = [categorical]  # one column's name, not its letters
+            named = [] if categorical == "auto" else [str(c) for c in categorical]
             unknown = sorted(set(named) - set(frame.columns))
             if unknown:
                 raise ValueError(
