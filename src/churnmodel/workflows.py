@@ -93,6 +93,7 @@ class FeatureRun:
     config: RunConfig
     facts: DataFacts
     findings: tuple[str, ...] = ()  # the data-quality warnings
+    requested: RunConfig | None = None  # the config as given, before the data decided the rest
 
 
 def load_data(
@@ -168,6 +169,7 @@ def build_features(
 ) -> FeatureRun:
     """Check the data, lay out cutoffs and labels, and compute the feature matrix."""
     step = progress or (lambda _: None)
+    requested = config
     checked = check_data(config, sources, con, step)
     tables, config = checked.tables, checked.config
     step("planning cutoffs")
@@ -183,7 +185,9 @@ def build_features(
         max_rows=config.data.max_matrix_rows,
         seed=config.model.seed,
     )
-    return FeatureRun(matrix, sorted(cutoffs), tables, config, checked.facts, checked.findings)
+    return FeatureRun(
+        matrix, sorted(cutoffs), tables, config, checked.facts, checked.findings, requested
+    )
 
 
 def write_features(matrix: FeatureMatrix, out: Path) -> Path:
@@ -417,15 +421,23 @@ def _with_matrix_settings(config: RunConfig, features: FeatureRun) -> RunConfig:
     backtest's `cutoffs.holdout` is the caller's to choose here.
     """
     built = features.config
+    asked = features.requested or built
+
+    def changed(reference: RunConfig, section: str) -> dict[str, tuple[object, object]]:
+        return {
+            key: (old, new)
+            for key, old, new in setting_differences(
+                getattr(reference, section).model_dump(mode="json", exclude={"holdout"}),
+                getattr(config, section).model_dump(mode="json", exclude={"holdout"}),
+            )
+        }
+
+    # a setting differs when it matches neither what was asked nor what the data decided
     differences = [
         f"{section}.{key}: features {old!r}, config {new!r}"
         for section in MATRIX_SECTIONS
-        for key, old, new in setting_differences(
-            getattr(built, section).model_dump(mode="json", exclude={"holdout"}),
-            getattr(config, section).model_dump(
-                mode="json", exclude_unset=True, exclude={"holdout"}
-            ),
-        )
+        for key, (old, new) in changed(built, section).items()
+        if key in changed(asked, section)
     ]
     if differences:
         raise ConfigError(
