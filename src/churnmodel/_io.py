@@ -133,6 +133,17 @@ SET_JOURNAL = ".churnmodel-set.json"
 SET_LOCK = ".churnmodel-set.lock"
 
 
+def complete_set(folder: Path) -> None:
+    """For readers: finish a committed set left half-renamed, under the writers' lock.
+
+    Does nothing (and creates no lock file) where no journal is waiting.
+    """
+    folder = Path(folder)
+    if (folder / SET_JOURNAL).is_file():
+        with file_lock(folder / SET_LOCK):
+            finish_set(folder)
+
+
 def finish_set(folder: Path) -> None:
     """Complete a committed set that a killed run left half-renamed, and clear dead staging.
 
@@ -151,10 +162,11 @@ def finish_set(folder: Path) -> None:
         if committed is not None and Path(committed["staging"]).name == committed["staging"]:
             for name in entries:
                 source = staging / Path(name).name
-                if source.is_dir() and (folder / source.name).is_dir():
-                    swap_in(source, folder / source.name)
-                elif source.exists():
-                    os.replace(source, folder / source.name)
+                with contextlib.suppress(FileNotFoundError):  # already in place
+                    if source.is_dir() and (folder / source.name).is_dir():
+                        swap_in(source, folder / source.name)
+                    elif source.exists():
+                        os.replace(source, folder / source.name)
             shutil.rmtree(staging, ignore_errors=True)
         journal.unlink(missing_ok=True)
     clear_debris(folder / "set")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnmodel._io import finish_set, write_parquet, write_text
+from churnmodel._io import complete_set, write_parquet, write_text
 from churnmodel.errors import ConfigError
 from churnmodel.outreach.build import (
     COLUMNS,
@@ -64,11 +64,11 @@ def read_outreach(path: Path) -> pd.DataFrame:
     """The full list written by `churnmodel score`: parquet, csv, or Spark's outreach/ folder.
 
     A set of outputs whose writer was killed while renaming is completed
-    first (`finish_set`), so the list read is never half of two runs.
+    first (`complete_set`), so the list read is never half of two runs.
     """
     path = Path(path)
     with contextlib.suppress(OSError):  # a read-only folder: nobody renamed there
-        finish_set(path.parent)
+        complete_set(path.parent)
     if path.is_dir():  # parquet by risk tier, as Spark writes it: back to list order and dtypes
         frame = pd.read_parquet(path)
         frame["risk_tier"] = pd.Categorical(frame["risk_tier"].astype(str), TIERS, ordered=True)
