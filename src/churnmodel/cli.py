@@ -846,19 +846,9 @@ def export_command(
 
 
 def _output_folder(path: Path) -> None:
-    """Refuse, before any work, an --out that is a file or holds the working folder.
-
-    The outputs are swapped in as one folder, so --out must be a folder of
-    its own, never `.` or a parent of it.
-    """
+    """Refuse, before any work, an --out that is an existing file (the folder itself is kept)."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path}: an existing file; expected a folder for the outputs")
-    here = Path.cwd().resolve()
-    if path.resolve() == here or path.resolve() in here.parents:
-        raise ConfigError(
-            f"--out {path}: holds the working folder; the outputs replace their folder as a "
-            "whole, so give them a folder of their own (e.g. --out out)"
-        )
 
 
 CSV_STYLES: tuple[CsvStyle, ...] = ("international", "german")  # as outreach.people
