@@ -26,12 +26,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnmodel.errors import ConfigError
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: writes stay atomic, nothing is locked
+    fcntl = None
 
 
 def current_umask() -> int:
@@ -111,12 +118,9 @@ def _set_writer(folder: Path) -> Iterator[Path]:
     """The staging, journal and renames of `file_set`, under the folder's lock."""
     with file_lock(folder / SET_LOCK):
         finish_set(folder)
-        staging = Path(tempfile.mkdtemp(prefix=_scratch_prefix("set"), dir=folder))
-        live = os.open(staging / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
+        staging, live = _staging("set", folder)
         committed = False
         try:
-            _hold(live)
-            staging.chmod(0o777 & ~current_umask())
             yield staging
             entries = sorted(p.name for p in staging.iterdir() if p.name != LIVE)
             journal = {"staging": staging.name, "entries": entries}
@@ -187,11 +191,8 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     _check_swappable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clear_debris(target)
-    tmp = Path(tempfile.mkdtemp(prefix=_scratch_prefix(target.name), dir=target.parent))
-    live = os.open(tmp / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
+    tmp, live = _staging(target.name, target.parent)
     try:
-        _hold(live)
-        tmp.chmod(0o777 & ~current_umask())
         yield tmp
         os.close(live)
         live = -1
@@ -201,6 +202,18 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         if live >= 0:
             os.close(live)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _staging(name: str, parent: Path) -> tuple[Path, int]:
+    """A new hidden staging folder in `parent` with the mode `mkdir` gives, and its held lock.
+
+    The caller closes the returned descriptor when the staging is done with.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=_scratch_prefix(name), dir=parent))
+    live = os.open(staging / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
+    _hold(live)
+    staging.chmod(0o777 & ~current_umask())
+    return staging, live
 
 
 def _check_swappable(target: Path) -> None:
@@ -276,11 +289,8 @@ def _libc() -> ctypes.CDLL:
 
 def _hold(fd: int) -> None:
     """Lock an open file for as long as this process keeps it open (no-op without fcntl)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _abandoned(entry: Path) -> bool:
@@ -293,17 +303,13 @@ def _abandoned(entry: Path) -> bool:
     """
     lock = entry / LIVE if entry.is_dir() and not entry.is_symlink() else entry
     if lock.is_file():
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
+        if fcntl is None:  # pragma: no cover - Windows: nothing tells, so nothing is taken
             return False
         try:
             with lock.open("rb") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
-        except (BlockingIOError, PermissionError):
-            return False
-        except OSError:
+        except OSError:  # held by a live writer (BlockingIOError), or not ours to read
             return False
     found = _DEBRIS.match(entry.name)
     if found is None or found["host"] != HOST:
@@ -426,9 +432,7 @@ def file_lock(path: Path, waiting: Callable[[], None] | None = None) -> Iterator
     process holds it. Where `fcntl` is missing (Windows) the block runs
     unlocked.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on the platforms we test
+    if fcntl is None:  # pragma: no cover - not on the platforms we test
         yield
         return
     path = Path(path)

@@ -399,11 +399,9 @@ def _against_champion(
     config: RunConfig, result: TrainingResult, held: pd.DataFrame, force_promote: bool
 ) -> tuple[TrainingResult, Comparison, Decision]:
     """The current champion scored on the backtest rows beside the challenger, and the verdict."""
-    champion = _score_champion(config, held)
-    backtest = result.backtest.with_scores(
-        {"model": result.backtest.rows[result.winner]}
-        | ({"champion": champion.scores} if champion.scores is not None else {})
-    )
+    champion = _score_champion(config, held)  # `fit` already added the shipped "model" scores
+    scores = {"champion": champion.scores} if champion.scores is not None else {}
+    backtest = result.backtest.with_scores(scores)
     comparison, challenger_auc = compare_with_champion(champion, backtest)
     decision = decide(challenger_auc, comparison, force_promote)
     return dataclasses.replace(result, backtest=backtest), comparison, decision

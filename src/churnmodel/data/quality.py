@@ -26,7 +26,7 @@ import logging
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import ibis
 import ibis.expr.types as ir
@@ -34,6 +34,9 @@ import pandas as pd
 
 from churnmodel.config import NumberStyle
 from churnmodel.engine import collect
+
+if TYPE_CHECKING:
+    from churnmodel.data.validate import TableReport
 from churnmodel.errors import DataContractError
 
 log = logging.getLogger(__name__)
@@ -161,32 +164,40 @@ def active_days(tables: Mapping[str, ibis.Table]) -> pd.DataFrame:
     return days
 
 
-def id_findings(tables: Mapping[str, ibis.Table], rules: QualityRules) -> tuple[str, ...]:
+def id_findings(
+    tables: Mapping[str, ibis.Table], reports: Mapping[str, TableReport], rules: QualityRules
+) -> tuple[str, ...]:
     """Warnings about suspicious ids; errors when too many rows match no customer.
 
     Ids are kept exactly as given (``0042`` is not ``42``), so a table that
     writes them differently from `customers` silently joins nothing; this
-    is where it is said.
+    is where it is said. Row counts and suspicious-id counts come from
+    validation's own pass (`reports`); only examples are fetched here.
     """
-    findings = [f for name, table in tables.items() for f in _suspicious_ids(name, table)]
+    findings = [
+        f
+        for name, table in tables.items()
+        for f in _suspicious_ids(name, table, reports[name].suspicious_ids)
+    ]
     customers = tables.get("customers")
     if customers is not None:
         known = customers.select("customer_id").distinct()
         for name, table in tables.items():
             if name != "customers":
-                findings.extend(_unmatched(name, table, known, rules))
+                findings.extend(_unmatched(name, table, reports[name].rows, known, rules))
     for finding in findings:
         log.warning(finding)
     return tuple(findings)
 
 
-def _unmatched(name: str, table: ibis.Table, known: ibis.Table, rules: QualityRules) -> list[str]:
+def _unmatched(
+    name: str, table: ibis.Table, total: int, known: ibis.Table, rules: QualityRules
+) -> list[str]:
     stray = table.anti_join(known, "customer_id")
     counts = collect(stray.aggregate(rows=ibis._.count(), ids=stray.customer_id.nunique())).iloc[0]
     rows, ids = int(counts["rows"]), int(counts["ids"])
     if not rows:
         return []
-    total = int(collect(table.aggregate(n=ibis._.count()))["n"].iloc[0])
     examples = collect(
         stray.select("customer_id").distinct().order_by("customer_id").limit(EXAMPLES)
     )["customer_id"].tolist()
@@ -216,22 +227,22 @@ SUSPICIONS: dict[str, str] = {
 }
 
 
-def _suspicious_ids(name: str, table: ibis.Table) -> list[str]:
-    ids = table.customer_id
-    conditions: dict[str, ir.BooleanValue] = {
+def suspicious_id_conditions(ids: ir.StringValue) -> dict[str, ir.BooleanValue]:
+    """For each of `SUSPICIONS`, whether an id looks that way (non-ASCII: NFC is checked later)."""
+    return {
         "spaces": ids != ids.strip(),
         "float": ids.re_search(r"^-?[0-9]+\.0+$"),
         "unicode": ids.re_search(r"[^\x00-\x7F]"),
     }
-    counts = collect(
-        table.aggregate(**{k: c.cast("int64").sum() for k, c in conditions.items()})
-    ).iloc[0]
+
+
+def _suspicious_ids(name: str, table: ibis.Table, counts: Mapping[str, int]) -> list[str]:
+    conditions = suspicious_id_conditions(table.customer_id)
     findings = []
-    for kind, condition in conditions.items():
-        count = int(counts[kind] if counts[kind] == counts[kind] else 0)
-        if not count:
-            continue
-        values = collect(table.filter(condition).select("customer_id").distinct().limit(10_000))
+    for kind, count in counts.items():
+        values = collect(
+            table.filter(conditions[kind]).select("customer_id").distinct().limit(10_000)
+        )
         examples = values["customer_id"].tolist()
         if kind == "unicode":
             examples = [v for v in examples if not unicodedata.is_normalized("NFC", v)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
@@ -30,6 +30,7 @@ from churnmodel.data.quality import (
     active_days,
     id_findings,
     regular_range,
+    suspicious_id_conditions,
 )
 from churnmodel.engine import collect, scalar
 from churnmodel.errors import DataContractError
@@ -53,6 +54,7 @@ class TableReport:
     rows: int
     duplicate_rows: int
     duplicates_dropped: bool
+    suspicious_ids: dict[str, int] = field(default_factory=dict)  # quality.SUSPICIONS -> rows
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def validate_tables(
         )
     span = regular_range(days, rules)
     findings.extend(span.findings)
-    findings.extend(id_findings(tables, rules))
+    findings.extend(id_findings(tables, reports, rules))
     return ValidatedTables(
         tables,
         reports,
@@ -164,10 +166,13 @@ def _validate_table(
         }
     )
     checks = _problem_checks(spec, wide, present, rules.number_style)
+    # counted in the same pass as the errors; reported by quality.id_findings
+    suspicions = suspicious_id_conditions(wide[_TYPED + "customer_id"])
     row = collect(
         wide.aggregate(
             rows=ibis._.count(),
             **{f"bad_{i}": ibis.coalesce(cond.sum(), 0) for i, (_, _, cond) in enumerate(checks)},
+            **{f"id_{k}": ibis.coalesce(c.cast("int64").sum(), 0) for k, c in suspicions.items()},
         )
     ).iloc[0]
     if int(row["rows"]) == 0 and not spec.may_be_empty:
@@ -192,7 +197,10 @@ def _validate_table(
         typed = typed.distinct() if duplicate_rows else typed
     if spec.name in ("customers", "churn"):
         _require_unique_ids(spec.name, typed)
-    report = TableReport(rows, duplicate_rows, duplicate_rows > 0 and duplicates == "drop")
+    suspicious = {k: int(row[f"id_{k}"]) for k in suspicions if int(row[f"id_{k}"])}
+    report = TableReport(
+        rows, duplicate_rows, duplicate_rows > 0 and duplicates == "drop", suspicious
+    )
     return typed, report, warning
 
 

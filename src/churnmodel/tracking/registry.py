@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -93,7 +93,9 @@ def _local_label(bundle: Path) -> str:
     return str(folder)
 
 
-def promotion_lock(config: MlflowConfig, waiting: Callable[[], None] | None = None) -> Any:
+def promotion_lock(
+    config: MlflowConfig, waiting: Callable[[], None] | None = None
+) -> AbstractContextManager[None]:
     """The lock every promotion and export repair holds (a file in the export folder).
 
     Two trainings that finish together then decide one after the other, and
