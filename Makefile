@@ -82,12 +82,20 @@ demo: $(STAMP) ## Simulate, train and register (local MLflow), score, write the 
 	@echo "MLflow UI:     $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (http://127.0.0.1:5000)"
 
 .PHONY: bench
-bench: $(STAMP) java ## Startup, feature, training, scoring and Spark benchmarks -> benchmarks/results/
+bench: $(STAMP) java ## All benchmarks at full size (1M customers, about an hour) -> benchmarks/results/
 	$(RUN) python -m benchmarks.startup
 	$(RUN) python -m benchmarks.features
 	$(RUN) python -m benchmarks.training
 	$(RUN) python -m benchmarks.scoring
+	$(RUN) python -m benchmarks.kpis
 	$(RUN) python -m benchmarks.spark
+
+.PHONY: bench-small
+bench-small: $(STAMP) ## The same at a tenth of the size (100k customers, a few minutes), to check a change
+	$(RUN) python -m benchmarks.features --customers 100000
+	$(RUN) python -m benchmarks.training --customers 24000
+	$(RUN) python -m benchmarks.scoring --customers 100000
+	$(RUN) python -m benchmarks.kpis --customers 100000
 
 .PHONY: clean
 clean: ## Remove generated data, outputs and caches (keeps .venv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -19,16 +20,30 @@ SIM = {"purchase_rate": 0.025, "login_rate": 0.09, "feature_use_rate": 0.045}
 
 
 class Laps:
-    """Seconds per phase of one run: call it with a phase's name when the phase ends."""
+    """Seconds per phase of one run: call it with a phase's name when the phase ends.
+
+    `starting` is the other way round, for churnmodel's progress callbacks,
+    which name the step that begins.
+    """
 
     def __init__(self) -> None:
         self.phases: dict[str, float] = {}
         self.started = self.clock = time.perf_counter()
+        self.current: str | None = None
 
     def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        self.phases[name] = round(now - self.clock, 1)
+        self.phases[name] = round(self.phases.get(name, 0.0) + now - self.clock, 1)
         self.clock = now
+        self.current = None
+
+    def starting(self, name: str) -> None:
+        """End the open phase (if any) and open `name`."""
+        if self.current is not None:
+            self(self.current)
+        else:
+            self.clock = time.perf_counter()
+        self.current = name
 
     @property
     def seconds(self) -> float:
@@ -45,12 +60,46 @@ def peak_rss_gib() -> float:
 
 
 def header(benchmark: str) -> dict[str, object]:
-    """The fields every result file starts with."""
+    """The fields every result file starts with: what ran, on what, when.
+
+    Cores and memory are read from the system (the cores this process may
+    use, which a container or `taskset` can limit), so a result copied from
+    another machine says so.
+    """
     return {
         "benchmark": benchmark,
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "machine": {
+            "cores": len(os.sched_getaffinity(0)),
+            "memory_gib": round(_memory_bytes() / 2**30, 1),
+            "cpu": _cpu_model(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
     }
+
+
+def _commit() -> str:
+    """The checked-out commit, marked "-dirty" when tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def write_result(result: dict[str, object], name: str) -> Path:

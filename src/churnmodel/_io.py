@@ -12,6 +12,7 @@ exported model, as the umask allows.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import errno
@@ -214,6 +215,26 @@ def _staging(name: str, parent: Path) -> tuple[Path, int]:
     _hold(live)
     staging.chmod(0o777 & ~current_umask())
     return staging, live
+
+
+def spill_folder(purpose: str) -> Path:
+    """A private folder in the system's temp folder for as long as this process lives.
+
+    For an engine's spill files: it is removed when the process exits, and a
+    killed run's folder is removed by the next run (`clear_debris`, through
+    the held lock), so spills never pile up in /tmp or in the working folder.
+    `TMPDIR` moves it to a bigger disk.
+    """
+    base = Path(tempfile.gettempdir()) / f"churnmodel-{purpose}"
+    clear_debris(base)
+    folder, live = _staging(base.name, base.parent)
+    atexit.register(_remove_spill, folder, live)
+    return folder
+
+
+def _remove_spill(folder: Path, live: int) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.close(live)
 
 
 def _check_swappable(target: Path) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql import SQLBackend
 
+from churnmodel._io import spill_folder
 from churnmodel.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,9 @@ def connect(
     DuckDB: results are always sorted explicitly, so DuckDB need not preserve
     insertion order (which costs memory on large windows and joins).
     `memory_limit` (e.g. "4GB") caps DuckDB's memory; beyond it, it spills
-    to disk instead of growing.
+    to a private folder in the system's temp folder instead of growing. By
+    default it is `DUCKDB_MEMORY_SHARE` of the machine's (or container's)
+    memory, see `default_memory_limit`.
 
     Spark: `spark_session` is used as given (a notebook's or a cluster's
     session); otherwise one is started, on `spark_master` when given, else
@@ -67,9 +71,9 @@ def connect(
         con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET preserve_insertion_order = false")
-        memory_limit = memory_limit or _within_address_space()
-        if memory_limit:
-            con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+        memory_limit = memory_limit or _within_address_space() or default_memory_limit()
+        con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+        con.raw_sql(f"SET temp_directory = '{spill_folder('duckdb')}'")
         return con
     if engine == "spark":
         session = spark_session or _start_spark(spark_master, spark_conf or {})
@@ -78,6 +82,33 @@ def connect(
         backend: SQLBackend = ibis.pyspark.connect(session)
         return backend
     raise ConfigError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+DUCKDB_MEMORY_SHARE = 0.25
+"""DuckDB's default share of the memory: the matrix, LightGBM's copy of it and
+the Python side need the rest, and DuckDB's own default (80 %) let one
+features run peak at 10 GiB on a 24 GiB machine."""
+
+
+CGROUP_MEMORY_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def default_memory_limit() -> str:
+    """`DUCKDB_MEMORY_SHARE` of the memory this process can have: the machine's, or less.
+
+    A container's cgroup limit counts when it is lower than the machine's
+    memory, as DuckDB would otherwise size itself from the host. At least
+    1 GB, so a tiny container still runs small data.
+    """
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for cgroup_limit in CGROUP_MEMORY_LIMITS:
+        try:
+            text = Path(cgroup_limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return f"{max(1024, int(total * DUCKDB_MEMORY_SHARE / 2**20))}MB"
 
 
 ADDRESS_SPACE_SHARE = 0.4

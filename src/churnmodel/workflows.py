@@ -184,6 +184,7 @@ def build_features(
         config.features,
         max_rows=config.data.max_matrix_rows,
         seed=config.model.seed,
+        progress=lambda what: step(f"computing features: {what}"),
     )
     return FeatureRun(
         matrix, sorted(cutoffs), tables, config, checked.facts, checked.findings, requested

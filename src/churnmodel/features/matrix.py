@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from churnmodel.config import FeatureConfig, resolved
@@ -105,19 +106,25 @@ def add_derived(
     """`frame` with the derived features added, and the BG/NBD fit used last.
 
     With `fit`, BG/NBD is fitted at every cutoff on that cutoff's rows;
-    otherwise `bgnbd` (the newest training fit) scores every row.
+    otherwise `bgnbd` (the newest training fit) scores every row. The
+    columns are added to `frame` itself: a copy of a matrix of gigabytes
+    would double the peak memory of a features run.
     """
     if not config.bgnbd:
         return frame, None
     horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
-    groups = frame.groupby("cutoff", sort=True) if fit else [(None, frame)]
-    parts = []
-    for _, rows in groups:
+    names = bgnbd_names(horizon)
+    values = {name: np.full(len(frame), np.nan) for name in names}
+    everything = {None: np.arange(len(frame))}
+    positions = frame.groupby("cutoff", sort=True).indices if fit else everything
+    for _, at in positions.items():
+        rows = frame.iloc[at]
         bgnbd = fit_at_cutoff(rows) if fit else bgnbd
-        parts.append(pd.DataFrame(bgnbd_columns(rows, bgnbd, horizon), index=rows.index))
-    if not parts:  # no rows at all
-        parts.append(pd.DataFrame(bgnbd_columns(frame, None, horizon), index=frame.index))
-    return pd.concat([frame, pd.concat(parts).reindex(frame.index)], axis=1), bgnbd
+        for name, column in bgnbd_columns(rows, bgnbd, horizon).items():
+            values[name][at] = column
+    for name in names:
+        frame[name] = values[name]
+    return frame, bgnbd
 
 
 def feature_table(
@@ -125,6 +132,7 @@ def feature_table(
     families: list[FeatureFamily],
     materialize: Callable[[ibis.Table], ibis.Table] = lambda table: table,
     method: Method = "running",
+    progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[ibis.Table, tuple[FeatureSpec, ...]]:
     """One history pass per family, then each family's features, keyed like the spine.
 
@@ -137,6 +145,7 @@ def feature_table(
     specs: list[FeatureSpec] = []
     for family in families:
         if family.lookup is not None:
+            progress(f"{family.name} history pass")
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
             found = materialize(history(spine, family.lookup, method=method))
@@ -163,6 +172,7 @@ def build_feature_matrix(
     seed: int = 0,
     bgnbd: BgNbd | None = None,
     fit_bgnbd: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> FeatureMatrix:
     """Compute all features for every spine row and collect them as pandas.
 
@@ -176,6 +186,7 @@ def build_feature_matrix(
     """
     config = resolved_features(tables, config)
     with ExitStack() as cached:
+        progress("eligibility and labels")
 
         def materialize(table: ibis.Table) -> ibis.Table:
             return cached.enter_context(cache(table))
@@ -195,8 +206,10 @@ def build_feature_matrix(
         if method is None:
             method = "direct" if scalar(spine.cutoff.nunique()) <= 1 else "running"
         families = feature_families(tables, config)
-        table, specs = feature_table(spine, families, materialize, method)
+        table, specs = feature_table(spine, families, materialize, method, progress)
+        progress("joining and fetching the matrix")
         frame = collect(table)
+    progress("BG/NBD and dtypes")
     frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
     return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)
 

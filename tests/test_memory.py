@@ -1,0 +1,104 @@
+"""Memory by design: DuckDB's default share, where it spills, and no second copy of the matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnmodel.config import FeatureConfig
+from churnmodel.engine import DUCKDB_MEMORY_SHARE, default_memory_limit
+from churnmodel.features.bgnbd import bgnbd_columns, fit_at_cutoff
+from churnmodel.features.matrix import add_derived
+
+CONNECT = """
+import json, os, sys
+from churnmodel.engine import connect
+con = connect(memory_limit=sys.argv[1] if len(sys.argv) > 1 else None)
+settings = con.raw_sql(
+    "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+).fetchone()
+# a sort that cannot fit in the limit given: it must spill, not fail
+rows = con.raw_sql(
+    "SELECT count(*) FROM (SELECT range AS i, hash(range) AS h FROM range(4000000) ORDER BY h)"
+).fetchone()[0]
+spill = settings[1]
+seen = {"limit": settings[0], "spill": spill, "exists": os.path.isdir(spill), "rows": rows}
+print(json.dumps(seen))
+sys.stdout.flush()
+if os.environ.get("DIE"):
+    os._exit(9)  # no atexit: what a killed run leaves behind
+"""
+
+
+def _connect(tmp_path: Path, *args: str, die: bool = False) -> dict[str, object]:
+    env = {**os.environ, "TMPDIR": str(tmp_path), **({"DIE": "1"} if die else {})}
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECT, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == (9 if die else 0), done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_default_limit_is_a_quarter_of_the_memory() -> None:
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        text = Path(limit).read_text().strip() if Path(limit).is_file() else ""
+        physical = min(physical, int(text)) if text.isdigit() else physical
+    expected_mb = int(physical * DUCKDB_MEMORY_SHARE / 2**20)
+    assert default_memory_limit() == f"{max(1024, expected_mb)}MB"
+
+
+def test_duckdb_spills_into_a_private_temp_folder_that_is_removed_after(tmp_path) -> None:
+    seen = _connect(tmp_path, "40MB")
+    assert seen["rows"] == 4_000_000  # sorted 4M rows (~100 MB) under a 40 MB limit
+    assert seen["limit"] in ("38.1 MiB", "40.0 MB")  # DuckDB shows MiB
+    spill = Path(str(seen["spill"]))
+    assert spill.parent == tmp_path and spill.name.startswith(".churnmodel-duckdb.")
+    assert seen["exists"]
+    assert not spill.exists()  # removed when the process ended
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_spill_folder_is_removed_by_the_next_run(tmp_path) -> None:
+    killed = Path(str(_connect(tmp_path, "40MB", die=True)["spill"]))
+    assert killed.is_dir()  # left behind: os._exit skips the clean-up
+    later = _connect(tmp_path)
+    assert not killed.exists()
+    assert later["limit"] != "38.1 MiB"  # the default, not the killed run's setting
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_derived_features_are_added_to_the_matrix_itself() -> None:
+    """No second copy of a matrix that can be gigabytes (the issue's 'never held twice')."""
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "cutoff": pd.to_datetime(["2025-01-01", "2025-02-01"] * (n // 2)),
+            "tx_purchase_days_total": rng.integers(0, 10, n).astype(float),
+            "tx_tenure_days": rng.integers(100, 400, n).astype(float),
+            "days_since_last_tx": rng.integers(0, 100, n).astype(float),
+        }
+    )
+    config = FeatureConfig.model_validate({"bgnbd": True, "bgnbd_horizon_days": 90})
+    same, fitted = add_derived(frame, config, None, fit=True)
+    assert same is frame
+    assert fitted is not None
+    assert {"tx_p_alive", "tx_expected_purchases_90d", "tx_expected_purchases_365d"} <= set(frame)
+    # each cutoff's rows (interleaved here) hold the values of that cutoff's own fit
+    for _, rows in frame.groupby("cutoff"):
+        own = bgnbd_columns(rows, fit_at_cutoff(rows), 90)
+        for name, values in own.items():
+            np.testing.assert_array_equal(rows[name].to_numpy(), values)
