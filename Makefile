@@ -89,6 +89,7 @@ bench: $(STAMP) java ## All benchmarks at full size (1M customers, about an hour
 	$(RUN) python -m benchmarks.scoring
 	$(RUN) python -m benchmarks.kpis
 	$(RUN) python -m benchmarks.spark
+	$(RUN) python -m benchmarks.report
 
 .PHONY: bench-small
 bench-small: $(STAMP) ## The same at a tenth of the size (100k customers, a few minutes), to check a change

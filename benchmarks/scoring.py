@@ -84,13 +84,13 @@ def run_churnmodel(data: Path, bundle_dir: Path) -> dict[str, object]:
     lap = Laps()
     bundle = load_bundle(bundle_dir)
     tables = load_data(config)
-    lap("validate")
-    scores = score_customers(tables, bundle, default_as_of(tables))
-    lap("features_and_predict")
+    lap("validating tables")
+    scores = score_customers(tables, bundle, default_as_of(tables), lap.starting)
+    lap(lap.current or "scoring")
     outreach = build_outreach(scores, bundle, config.outreach, "benchmark")
-    lap("outreach_and_reasons")
+    lap("ranking, reasons (TreeSHAP) and the list")
     write_score_outputs(ScoreRun(scores, outreach, "benchmark"), data / "scoring-out")
-    lap("write_files")
+    lap("writing files and the report")
     seconds = lap.seconds
     scores.frame[["customer_id", "churn_probability"]].to_parquet(data / "scoring-ours.parquet")
     return {

@@ -1,4 +1,4 @@
-"""The README's Python example runs as written, in an empty folder."""
+"""The README's Python example runs as written, and its numbers are the benchmarks'."""
 
 from __future__ import annotations
 
@@ -19,3 +19,12 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "customer_id" in printed and "churn_probability" in printed
     assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "models" / "champion").is_file()
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/performance.md"])
+def test_the_performance_numbers_are_the_committed_results(doc: str) -> None:
+    """Rendered from benchmarks/results by `python -m benchmarks.report`, never typed."""
+    from benchmarks.report import generated, wanted
+
+    assert generated(doc) == wanted(doc), f"{doc}: run `python -m benchmarks.report`"
+    assert "| goal | measured |" in wanted("docs/performance.md")

@@ -215,13 +215,28 @@ def _running_at_edges(
 def _direct(
     keyed: ibis.Table, rows: ibis.Table, looked_up: list[tuple[str, Reduction, int]]
 ) -> ibis.Table:
-    """The same values as `_running_at_edges`, by filtered aggregates over joined rows."""
-    latest = max(-e for _, _, e in looked_up)  # the furthest day any edge reads
+    """The same values as `_running_at_edges`, by aggregates over joined rows.
+
+    Each joined row is first given its *band*: how many edges lie before
+    it, i.e. at how many edges it counts (``day < cutoff - e``). One plain
+    aggregate per measure and band then reduces the rows, and the value at
+    an edge is the same reduction over the few bands beyond it, instead of
+    one filtered aggregate per measure and edge over every joined row.
+    """
+    edges = sorted({e for _, _, e in looked_up})
+    totals = sorted({(c, how) for c, how, _ in looked_up})
     pairs = keyed.inner_join(rows, "customer_id")
-    pairs = pairs.filter(pairs.day < pairs.cutoff_day + latest)
-    return pairs.group_by("customer_id", "cutoff_day").aggregate(
+    days_before = pairs.cutoff_day - pairs.day
+    band = sum(((days_before > e).cast("int8") for e in edges), ibis.literal(0, "int8"))
+    counted = pairs.filter(days_before > edges[0])  # rows no edge reads are left out
+    per_band = counted.group_by("customer_id", "cutoff_day", band=band).aggregate(
+        **{_key(c, how): _running(counted[c], how) for c, how in totals}
+    )
+    return per_band.group_by("customer_id", "cutoff_day").aggregate(
         **{
-            _key(c, how, e): _running(pairs[c], how, where=pairs.day < pairs.cutoff_day - e)
+            _key(c, how, e): _running(
+                per_band[_key(c, how)], how, where=per_band.band > edges.index(e)
+            )
             for c, how, e in looked_up
         }
     )

@@ -14,7 +14,7 @@ not scored always adds up to the customers found in the input tables.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +112,19 @@ def setting_differences(
     return found
 
 
-def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date) -> Scores:
+def score_customers(
+    tables: ValidatedTables,
+    bundle: ModelBundle,
+    as_of: dt.date,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Scores:
     """Features and calibrated churn probability for every customer eligible at `as_of`."""
     config = bundle.config
     spine = build_spine(tables, [as_of], config.label, with_labels=False)
     matrix = build_feature_matrix(
-        tables, spine, config.features, bgnbd=bundle.bgnbd(), fit_bgnbd=False
+        tables, spine, config.features, bgnbd=bundle.bgnbd(), fit_bgnbd=False, progress=progress
     )
+    progress("predicting")
     check_columns(bundle, matrix.specs)
     frame = matrix.frame
     unseen = _unseen_categories(bundle, frame)
@@ -128,8 +134,10 @@ def score_customers(tables: ValidatedTables, bundle: ModelBundle, as_of: dt.date
     probability = pd.Series(predicted, index=frame.index, name="churn_probability")
     frame = pd.concat([frame, probability], axis=1)
     scored = ibis.memtable(pa.table({"customer_id": pa.array(frame["customer_id"], pa.string())}))
+    progress("customers not scored, and why")
     left_out = not_scored_customers(tables, as_of, config.label, scored)
     not_scored = collect(left_out)
+    progress("win-back candidates")
     winback = collect(winback_customers(tables, as_of, config, left_out))
     return Scores(as_of, frame, matrix.specs, not_scored, unseen, winback)
 

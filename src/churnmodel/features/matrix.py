@@ -14,7 +14,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import ibis
-import numpy as np
 import pandas as pd
 
 from churnmodel.config import FeatureConfig, resolved
@@ -107,24 +106,20 @@ def add_derived(
 
     With `fit`, BG/NBD is fitted at every cutoff on that cutoff's rows;
     otherwise `bgnbd` (the newest training fit) scores every row. The
-    columns are added to `frame` itself: a copy of a matrix of gigabytes
-    would double the peak memory of a features run.
+    result shares the matrix's columns (pandas' copy-on-write concat), so
+    a matrix of gigabytes is not held twice.
     """
     if not config.bgnbd:
         return frame, None
     horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
-    names = bgnbd_names(horizon)
-    values = {name: np.full(len(frame), np.nan) for name in names}
-    everything = {None: np.arange(len(frame))}
-    positions = frame.groupby("cutoff", sort=True).indices if fit else everything
-    for _, at in positions.items():
-        rows = frame.iloc[at]
+    groups = frame.groupby("cutoff", sort=True) if fit else [(None, frame)]
+    parts = []
+    for _, rows in groups:
         bgnbd = fit_at_cutoff(rows) if fit else bgnbd
-        for name, column in bgnbd_columns(rows, bgnbd, horizon).items():
-            values[name][at] = column
-    for name in names:
-        frame[name] = values[name]
-    return frame, bgnbd
+        parts.append(pd.DataFrame(bgnbd_columns(rows, bgnbd, horizon), index=rows.index))
+    if not parts:  # no rows at all
+        parts.append(pd.DataFrame(bgnbd_columns(frame, None, horizon), index=frame.index))
+    return pd.concat([frame, pd.concat(parts).reindex(frame.index)], axis=1), bgnbd
 
 
 def feature_table(
