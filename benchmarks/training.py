@@ -93,8 +93,10 @@ def run_churnmodel(path: Path) -> dict[str, object]:
 
     frame, names, folds = load(path)
     lap = Laps()
-    result = train_and_evaluate(frame, names, folds, config().model, FEATURES["windows_days"], lap)
-    lap("leakage check")
+    lap.starting("candidates")
+    windows = FEATURES["windows_days"]
+    result = train_and_evaluate(frame, names, folds, config().model, windows, lap.starting)
+    lap(f"{lap.current}, calibration and the leakage check")
     seconds = lap.seconds
     metrics = result.backtest.metrics
     return {
