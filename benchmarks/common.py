@@ -81,14 +81,21 @@ def header(benchmark: str) -> dict[str, object]:
 
 
 def _commit() -> str:
-    """The checked-out commit, marked "-dirty" when tracked files differ from it."""
+    """The checked-out commit, marked "-dirty" when tracked files differ from it.
+
+    The result files themselves do not count: a `make bench` rewrites them
+    one after the other, which would mark every result but the first.
+    """
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git(
+        "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results"
+    )
+    return commit + ("-dirty" if changed else "")
 
 
 def _memory_bytes() -> int:
