@@ -93,7 +93,12 @@ def _commit() -> str:
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
     changed = git(
-        "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results"
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":/",
+        ":(top,exclude)benchmarks/results",
     )
     return commit + ("-dirty" if changed else "")
 

@@ -27,7 +27,7 @@ END = "<!-- end: generated -->"
 SHORT = {
     "features": "feature matrix, 1M customers, 12 cutoffs",
     "scoring": "scoring 1M customers",
-    "training": "training ~1M rows",
+    "training": "training, 1.5M rows x 135 features",
     "kpis": "monthly KPIs and cohorts, 1M customers",
     "startup": "`import churnmodel`, `--help`",
 }
@@ -84,11 +84,11 @@ def _sections() -> list[tuple[str, Callable[[dict[str, Any]], list[str]]]]:
 def render() -> str:
     """Markdown for every full-size result present, in a fixed order."""
     parts: list[str] = []
-    for name, section in _sections():
+    for name, section in [*_sections(), (f"spark-{FULL['scoring']}", _spark)]:
         path = RESULTS / f"{name}.json"
         if path.exists():
             result = json.loads(path.read_text())
-            parts.extend([*section(result), _source(result, path.name), ""])
+            parts.extend([*section(result), "", _source(result, path.name), ""])
     return "\n".join(parts)
 
 
@@ -162,7 +162,7 @@ def _scoring(r: dict[str, Any]) -> list[str]:
         f"| {ref['peak_rss_gib']:.2f} |",
         "",
         f"Same probability for every customer (largest difference "
-        f"{ref['max_abs_probability_difference']:.1e}).",
+        f"{ref['max_abs_probability_difference']:.2g}).",
         "",
         *_phases(ours["phases"]),
         "",
@@ -216,6 +216,39 @@ def _kpis(r: dict[str, Any]) -> list[str]:
         *_phases(ours["phases"]),
         "",
         *_goals([f"| < 60 s | {ours['seconds']:.1f} s | {_met(ours['seconds'] < 60)} |"]),
+    ]
+
+
+def _spark(r: dict[str, Any]) -> list[str]:
+    features, scoring = r["training_features"], r["scoring"]
+    duck, spark = scoring["duckdb"], scoring["spark_local_2"]
+    estimates = ", ".join(
+        f"{cores} cores {seconds:.0f} s"
+        for cores, seconds in spark["estimated_seconds_on_cores"].items()
+    )
+    same_matrix = features["same_columns_dtypes_rows"] and features["labels_equal"]
+    return [
+        f"### Spark local[2] next to DuckDB, {r['customers']:,} customers",
+        "",
+        "| job | DuckDB (s) | Spark (s) | Spark / DuckDB | peak RSS DuckDB / Spark driver (GiB) |",
+        "|---|---|---|---|---|",
+        f"| training features, {features['cutoffs']} cutoffs "
+        f"({features['duckdb']['rows']:,} rows x {features['duckdb']['features']}) "
+        f"| {features['duckdb']['seconds']:.1f} | {features['spark_local_2']['seconds']:.1f} "
+        f"| {features['spark_over_duckdb']}x | {features['duckdb']['peak_rss_gib']:.2f} / "
+        f"{features['spark_local_2']['peak_rss_gib']:.2f} |",
+        f"| scoring, all | {duck['seconds']:.1f} | {spark['seconds']:.1f} "
+        f"| {scoring['spark_over_duckdb']}x | {duck['peak_rss_gib']:.2f} / "
+        f"{spark['driver_peak_rss_gib']:.2f} |",
+        "",
+        f"Same matrix on both engines: {'yes' if same_matrix else '**no**'} (largest "
+        f"difference {features['max_abs_difference']:.2g}); same customers scored: "
+        f"{'yes' if spark['same_customers_as_duckdb'] else '**no**'} (largest probability "
+        f"difference {spark['max_abs_probability_difference']:.2g}). Spark scoring phases: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in spark["phases"].items())
+        + f". Estimated from the stages' task time ({spark['task_seconds']:.0f} s, "
+        f"{spark['stages']['serial_task_seconds']:.1f} s of it in single-task stages): "
+        f"{estimates}.",
     ]
 
 
