@@ -88,7 +88,10 @@ def _commit() -> str:
     """
 
     def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
+        try:
+            done = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
+        except OSError:  # no git: a copy of the sources, not a checkout
+            return ""
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from churnmodel.config import FeatureConfig
-from churnmodel.engine import DUCKDB_MEMORY_SHARE, default_memory_limit
+from churnmodel.engine import DUCKDB_MEMORY_SHARE
 from churnmodel.features.bgnbd import bgnbd_columns, fit_at_cutoff
 from churnmodel.features.matrix import add_derived
 
@@ -28,7 +28,9 @@ rows = con.raw_sql(
     "SELECT count(*) FROM (SELECT range AS i, hash(range) AS h FROM range(4000000) ORDER BY h)"
 ).fetchone()[0]
 spill = settings[1]
+mode = oct(os.stat(spill).st_mode & 0o777)
 seen = {"limit": settings[0], "spill": spill, "exists": os.path.isdir(spill), "rows": rows}
+seen["mode"] = mode
 print(json.dumps(seen))
 sys.stdout.flush()
 if os.environ.get("DIE"):
@@ -50,13 +52,15 @@ def _connect(tmp_path: Path, *args: str, die: bool = False) -> dict[str, object]
     return result
 
 
-def test_the_default_limit_is_a_quarter_of_the_memory() -> None:
+def test_the_default_limit_is_a_quarter_of_the_memory(tmp_path) -> None:
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         text = Path(limit).read_text().strip() if Path(limit).is_file() else ""
         physical = min(physical, int(text)) if text.isdigit() else physical
-    expected_mb = int(physical * DUCKDB_MEMORY_SHARE / 2**20)
-    assert default_memory_limit() == f"{max(1024, expected_mb)}MB"
+    number, unit = str(_connect(tmp_path)["limit"]).split()  # as DuckDB reports it
+    seen = float(number) * {"MiB": 2**20, "GiB": 2**30}[unit]
+    # DuckDB shows one decimal (5.8 GiB for 5.88): a tenth of a GiB either way
+    assert abs(seen - max(2**30, physical * DUCKDB_MEMORY_SHARE)) <= 0.1 * 2**30
 
 
 def test_duckdb_spills_into_a_private_temp_folder_that_is_removed_after(tmp_path) -> None:
@@ -65,7 +69,7 @@ def test_duckdb_spills_into_a_private_temp_folder_that_is_removed_after(tmp_path
     assert seen["limit"] in ("38.1 MiB", "40.0 MB")  # DuckDB shows MiB
     spill = Path(str(seen["spill"]))
     assert spill.parent == tmp_path and spill.name.startswith(".churnmodel-duckdb.")
-    assert seen["exists"]
+    assert seen["exists"] and seen["mode"] == "0o700"  # spills hold customer data: private
     assert not spill.exists()  # removed when the process ended
     assert list(tmp_path.iterdir()) == []
 

@@ -12,7 +12,6 @@ exported model, as the umask allows.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import errno
@@ -24,6 +23,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,18 +217,23 @@ def _staging(name: str, parent: Path) -> tuple[Path, int]:
     return staging, live
 
 
-def spill_folder(purpose: str) -> Path:
-    """A private folder in the system's temp folder for as long as this process lives.
+def spill_folder(purpose: str, owner: object) -> Path:
+    """A private folder in the system's temp folder for as long as `owner` lives.
 
-    For an engine's spill files: it is removed when the process exits, and a
-    killed run's folder is removed by the next run (`clear_debris`, through
-    the held lock), so spills never pile up in /tmp or in the working folder.
-    `TMPDIR` moves it to a bigger disk.
+    For an engine's spill files, which hold customer data: only this user
+    can read it (mode 0700, as `mkdtemp` makes it), each connection has its
+    own (two engines never share spill file names), and it is removed when
+    `owner` is collected or the process exits. A killed run's folder is
+    removed by the next run (`clear_debris`, through the held lock), so
+    spills never pile up in /tmp or in the working folder. `TMPDIR` moves
+    it to a bigger disk.
     """
     base = Path(tempfile.gettempdir()) / f"churnmodel-{purpose}"
     clear_debris(base)
-    folder, live = _staging(base.name, base.parent)
-    atexit.register(_remove_spill, folder, live)
+    folder = Path(tempfile.mkdtemp(prefix=_scratch_prefix(base.name), dir=base.parent))
+    live = os.open(folder / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
+    _hold(live)
+    weakref.finalize(owner, _remove_spill, folder, live)
     return folder
 
 

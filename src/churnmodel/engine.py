@@ -72,8 +72,10 @@ def connect(
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET preserve_insertion_order = false")
         memory_limit = memory_limit or _within_address_space() or default_memory_limit()
-        con.raw_sql(f"SET memory_limit = '{memory_limit}'")
-        con.raw_sql(f"SET temp_directory = '{spill_folder('duckdb')}'")
+        if memory_limit:
+            con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+        spill = str(spill_folder("duckdb", con)).replace("'", "''")
+        con.raw_sql(f"SET temp_directory = '{spill}'")
         return con
     if engine == "spark":
         session = spark_session or _start_spark(spark_master, spark_conf or {})
@@ -93,14 +95,18 @@ features run peak at 10 GiB on a 24 GiB machine."""
 CGROUP_MEMORY_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
-def default_memory_limit() -> str:
+def default_memory_limit() -> str | None:
     """`DUCKDB_MEMORY_SHARE` of the memory this process can have: the machine's, or less.
 
     A container's cgroup limit counts when it is lower than the machine's
     memory, as DuckDB would otherwise size itself from the host. At least
-    1 GB, so a tiny container still runs small data.
+    1 GiB, so a tiny container still runs small data. None where the
+    memory cannot be read (Windows): DuckDB's own default then applies.
     """
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - Windows
+        return None
     for cgroup_limit in CGROUP_MEMORY_LIMITS:
         try:
             text = Path(cgroup_limit).read_text().strip()
@@ -108,7 +114,7 @@ def default_memory_limit() -> str:
             continue
         if text.isdigit():
             total = min(total, int(text))
-    return f"{max(1024, int(total * DUCKDB_MEMORY_SHARE / 2**20))}MB"
+    return f"{max(1024, int(total * DUCKDB_MEMORY_SHARE / 2**20))}MiB"
 
 
 ADDRESS_SPACE_SHARE = 0.4
@@ -136,12 +142,12 @@ def _within_address_space() -> str | None:
     log.log(
         level,
         "this process may use at most %.1f GiB of address space (ulimit -v): DuckDB is held "
-        "to %d MB and spills beyond it; below about 4 GiB, training or a large scoring run "
+        "to %d MiB and spills beyond it; below about 4 GiB, training or a large scoring run "
         "may still be killed without a message (set data.memory_limit, or use Spark)",
         soft / 2**30,
         limit_mb,
     )
-    return f"{limit_mb}MB"
+    return f"{limit_mb}MiB"
 
 
 def _start_spark(master: str | None, conf: Mapping[str, str]) -> Any:

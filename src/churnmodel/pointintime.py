@@ -131,10 +131,11 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method = "running") -> 
     rounding residue.
 
     ``method="direct"`` gives the same result by joining the daily rows to
-    each spine row and aggregating with ``day < cutoff_day - edge`` filters:
-    no sort, but every daily row is repeated once per cutoff of its
-    customer. It is the cheaper plan for one cutoff (batch scoring); the
-    running totals win as soon as there are several.
+    each spine row, reducing them per band of days between two edges, and
+    reading each edge as the reduction over the bands before it: no sort,
+    but every daily row is repeated once per cutoff of its customer. It is
+    the cheaper plan for one cutoff (batch scoring); the running totals win
+    as soon as there are several.
     """
     for lookup in lookups:
         _check(lookup)

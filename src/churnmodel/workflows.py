@@ -731,7 +731,7 @@ def monitor(
     as_of = as_of or default_as_of(tables)
     findings = check_scoring_data(tables, bundle)
     step(f"computing features as of {as_of}")
-    scores = score_customers(tables, bundle, as_of, lambda what: step(f"features: {what}"))
+    scores = score_customers(tables, bundle, as_of, step)
     if scores.frame.empty:
         raise nothing_eligible(as_of, scores.not_scored_counts())
     drift = feature_drift(profile, scores.frame)

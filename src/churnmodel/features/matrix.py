@@ -204,7 +204,7 @@ def build_feature_matrix(
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
         frame = collect(table)
-    progress("BG/NBD and dtypes")
+    progress("dtypes and derived features")
     frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
     return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)
 
