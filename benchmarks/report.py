@@ -98,13 +98,8 @@ def render() -> str:
 
 def _source(result: dict[str, Any], file: str) -> str:
     machine = result["machine"]
-    where = (
-        f"{machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}"
-        if isinstance(machine, dict)
-        else machine
-    )
-    commit = result.get("commit", "not recorded")
-    return f"*`benchmarks/results/{file}`: {result['date']}, {where}, commit {commit}.*"
+    where = f"{machine['cores']} cores, {machine['memory_gib']} GiB, Python {machine['python']}"
+    return f"*`benchmarks/results/{file}`: {result['date']}, {where}, commit {result['commit']}.*"
 
 
 def _met(ok: bool) -> str:

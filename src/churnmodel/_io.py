@@ -205,15 +205,17 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _staging(name: str, parent: Path) -> tuple[Path, int]:
-    """A new hidden staging folder in `parent` with the mode `mkdir` gives, and its held lock.
+def _staging(name: str, parent: Path, private: bool = False) -> tuple[Path, int]:
+    """A new hidden staging folder in `parent`, and its held lock.
 
+    Its mode is the one `mkdir` gives, or 0700 (`mkdtemp`'s) when `private`.
     The caller closes the returned descriptor when the staging is done with.
     """
     staging = Path(tempfile.mkdtemp(prefix=_scratch_prefix(name), dir=parent))
     live = os.open(staging / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
     _hold(live)
-    staging.chmod(0o777 & ~current_umask())
+    if not private:
+        staging.chmod(0o777 & ~current_umask())
     return staging, live
 
 
@@ -230,9 +232,7 @@ def spill_folder(purpose: str, owner: object) -> Path:
     """
     base = Path(tempfile.gettempdir()) / f"churnmodel-{purpose}"
     clear_debris(base)
-    folder = Path(tempfile.mkdtemp(prefix=_scratch_prefix(base.name), dir=base.parent))
-    live = os.open(folder / LIVE, os.O_CREAT | os.O_RDWR, 0o600)
-    _hold(live)
+    folder, live = _staging(base.name, base.parent, private=True)
     weakref.finalize(owner, _remove_spill, folder, live)
     return folder
 
