@@ -419,8 +419,25 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with every text cell a spreadsheet could run as a formula made inert."""
-    return map_text(frame, inert)
+    """The frame with every text cell a spreadsheet could run as a formula made inert.
+
+    Columns of text alone are checked in one vectorised pass and only the
+    few risky cells change; categories and mixed columns go cell by cell.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if not is_text(values):
+            continue
+        if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(
+            values, skipna=True
+        ) not in ("string", "empty"):
+            out[column] = values.map(inert)
+            continue
+        risky = values.str.startswith(FORMULA_STARTS).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            out[column] = values.where(~risky, "'" + values[risky])
+    return out
 
 
 def map_text(frame: pd.DataFrame, change: Callable[[object], object]) -> pd.DataFrame:

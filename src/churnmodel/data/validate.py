@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import ibis
@@ -86,6 +86,19 @@ class ValidatedTables:
     def get(self, name: str) -> ibis.Table | None:
         """The named table, or None when the data has no such table."""
         return self.tables.get(name)
+
+    def of_customers(self, customers: ibis.Table) -> ValidatedTables:
+        """The same tables, keeping only the rows of `customers` (a customer_id column).
+
+        Features of a customer read only that customer's rows, so the rest
+        can go before any grouping: a scoring run reads only the customers
+        who are eligible. Reports, findings and the time range stay those of
+        the whole data.
+        """
+        keep = customers.select("customer_id")
+        return replace(
+            self, tables={n: t.semi_join(keep, "customer_id") for n, t in self.tables.items()}
+        )
 
 
 LARGEST_NUMBER = 1e15

@@ -35,7 +35,7 @@ from churnmodel.features._math import (
     zero_if_null,
 )
 from churnmodel.features.catalog import FeatureFamily, Features, described, slug
-from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
+from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows, day_number
 
 FAMILY = "engagement"
 P = "ev__"
@@ -89,12 +89,22 @@ def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int
     if buckets.other:
         counts[f"n_{buckets.other}"] = (~events.event_type.isin(known)).cast("int64").sum()
     daily = daily_rows(events, n_all=ibis._.count(), **counts)
-    week = (daily.day + 3) // 7  # weeks start on Monday (day 0, 1970-01-01, was a Thursday)
-    first_of_week = daily.day.min().over(group_by=[daily.customer_id, week])
-    daily = daily.mutate(
+    # A week counts in a window when its first active day lies in the window (events at or
+    # after a cutoff cannot move that day before it). Weeks start on Monday: day 0,
+    # 1970-01-01, was a Thursday. Grouping the events by week and joining on the day costs
+    # less than a window over the daily rows, which DuckDB runs as a second daily pass.
+    day = day_number(events.timestamp)
+    firsts = events.group_by(customer_id=events.customer_id, week=(day + 3) // 7).aggregate(
+        first_day=day.min()
+    )
+    joined = daily.left_join(
+        firsts, [daily.customer_id == firsts.customer_id, daily.day == firsts.first_day]
+    )
+    daily = joined.select(
+        *daily.columns,
         active=ibis.literal(1, "int64"),
-        event_day=daily.day,
-        new_week=(daily.day == first_of_week).cast("int64"),
+        event_day=joined.day,
+        new_week=joined.first_day.notnull().cast("int64"),
     )
     windows, trends = config.windows_days, config.trend_windows_days
     aggs: dict[str, Agg] = {

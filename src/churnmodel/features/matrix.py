@@ -200,6 +200,8 @@ def build_feature_matrix(
             )
         if method is None:
             method = "direct" if scalar(spine.cutoff.nunique()) <= 1 else "running"
+        if method == "direct":  # one cutoff, often a fraction of the customers (scoring)
+            tables = tables.of_customers(spine)
         families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")

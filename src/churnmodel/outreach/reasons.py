@@ -30,9 +30,11 @@ onboarding; a low NPS -> a personal call.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -233,6 +235,11 @@ def explain(
     compiled = [(re.compile(r.feature), r) for r in (*rules, *DEFAULT_RULES)]
     by_name = {s.name: s for s in specs}
     names = list(contributions.columns)
+    # which rules a feature's name matches does not depend on the row: found once
+    matching = {
+        name: [(r, m.groupdict()) for p, r in compiled if (m := p.fullmatch(name)) is not None]
+        for name in names
+    }
     pushes = contributions.to_numpy(dtype=np.float64)
     qualifies = (pushes > 0) & _on_risky_side(features[names], by_name, typical)
     order = np.argsort(-np.where(qualifies, pushes, -np.inf), axis=1, kind="stable")
@@ -246,7 +253,7 @@ def explain(
                 break
             name = names[j]
             spec = by_name.get(name, FeatureSpec(name, "", name))
-            rendered = _render(spec, row, compiled, (typical or {}).get(name))
+            rendered = _render(spec, row, matching[name], (typical or {}).get(name))
             if rendered is None:
                 continue
             texts.append(rendered[0])
@@ -300,19 +307,21 @@ def _on_risky_side(
 
 def _render(
     spec: FeatureSpec,
-    row: Mapping[str, object],
-    rules: Sequence[tuple[re.Pattern[str], ReasonRule]],
+    row: dict[str, object],
+    rules: Sequence[tuple[ReasonRule, Mapping[str, str]]],
     typical: Typical | None,
 ) -> tuple[str, str] | None:
-    """(text, action) for one feature of one row; None when it must not be a reason."""
+    """(text, action) for one feature of one row; None when it must not be a reason.
+
+    `rules` are the rules whose pattern matches the feature's name, with the groups matched.
+    """
     value = row.get(spec.name)
-    for pattern, rule in rules:
-        match = pattern.fullmatch(spec.name)
-        if match is None or not _below(value, rule.below):
+    for rule, groups in rules:
+        if not _below(value, rule.below):
             continue
         if not rule.text:
             return None  # silenced: who the customer is, not why they leave
-        text = _format(rule.text, _context(row, value, match.groupdict(), typical))
+        text = _format(rule.text, _context(row, value, groups, typical))
         if text is not None:
             return text, rule.action or _action(spec, typical)
     if _number(value) is None:
@@ -333,9 +342,9 @@ def _action(spec: FeatureSpec, typical: Typical | None) -> str:
 
 
 def _context(
-    row: Mapping[str, object], value: object, groups: Mapping[str, str], typical: Typical | None
-) -> dict[str, object]:
-    context: dict[str, object] = {**row, **groups, "value": value}
+    row: dict[str, object], value: object, groups: Mapping[str, str], typical: Typical | None
+) -> Mapping[str, object]:
+    context: dict[str, object] = {**groups, "value": value}
     if typical is not None:
         context["typical"] = typical.median
     if _number(value) is not None:
@@ -343,21 +352,24 @@ def _context(
     if "kind" in groups:
         context["kind_text"] = groups["kind"].replace("_", " ").capitalize()
         context["kind_upper"] = groups["kind"].upper()
-    return context
+    return ChainMap(context, row)  # the row is not copied for every reason
 
 
 def _format(template: str, context: Mapping[str, object]) -> str | None:
     """The filled template, or None when a field it uses is missing or not a number."""
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is None:
-            continue
+    for field in _fields(template):
         item = context.get(field)
         if item is None or (isinstance(item, float) and math.isnan(item)):
             return None
     try:
-        return template.format(**context)
+        return template.format_map(context)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+@functools.cache
+def _fields(template: str) -> tuple[str, ...]:
+    return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f is not None)
 
 
 def _fallback(description: str, value: object, typical: Typical | None) -> str:
