@@ -71,6 +71,9 @@ def connect(
         con = ibis.duckdb.connect()
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET preserve_insertion_order = false")
+        # return freed memory to the system in the background: otherwise the pages of the
+        # feature passes stay with the process while pandas holds the matrix
+        con.raw_sql("SET allocator_background_threads = true")
         memory_limit = memory_limit or _within_address_space() or default_memory_limit()
         if memory_limit:
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")

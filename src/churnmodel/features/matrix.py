@@ -21,7 +21,7 @@ from churnmodel.data.validate import ValidatedTables
 from churnmodel.discovery import gather_facts, is_resolved, resolve_features
 from churnmodel.engine import cache, collect, scalar
 from churnmodel.errors import ConfigError
-from churnmodel.features.bgnbd import BgNbd, bgnbd_columns, fit_at_cutoff
+from churnmodel.features.bgnbd import SUMMARY, BgNbd, bgnbd_columns, fit_at_cutoff
 from churnmodel.features.bgnbd import feature_names as bgnbd_names
 from churnmodel.features.catalog import FeatureFamily, FeatureSpec
 from churnmodel.features.engagement import engagement_family
@@ -112,7 +112,9 @@ def add_derived(
     if not config.bgnbd:
         return frame, None
     horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
-    groups = frame.groupby("cutoff", sort=True) if fit else [(None, frame)]
+    # the fit reads three columns: grouping only those keeps the per-cutoff copies small
+    summary = frame[["cutoff", *SUMMARY]]
+    groups = summary.groupby("cutoff", sort=True) if fit else [(None, summary)]
     parts = []
     for _, rows in groups:
         bgnbd = fit_at_cutoff(rows) if fit else bgnbd
@@ -246,9 +248,9 @@ def to_stable_dtypes(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.
     for spec in specs:
         column = out[spec.name]
         if spec.dtype == "category":
-            values = column.astype("object").where(column.notna(), None)
-            categories = sorted(v for v in values.dropna().unique())
-            out[spec.name] = pd.Categorical(values, categories=categories)
+            # codes straight from the (Arrow) text column: no Python string per row
+            codes, categories = pd.factorize(column, sort=True, use_na_sentinel=True)
+            out[spec.name] = pd.Categorical.from_codes(codes, categories=categories)
         else:
             out[spec.name] = column.astype("float64")
     return out
