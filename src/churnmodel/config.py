@@ -22,7 +22,7 @@ from churnmodel.errors import ConfigError
 if TYPE_CHECKING:
     from churnmodel.data.quality import QualityRules
 
-TABLES = ("customers", "transactions", "events", "churn")
+TABLES = ("customers", "transactions", "events", "churn", "campaigns")
 Tier = Literal["high", "medium", "low"]
 T = TypeVar("T")
 
@@ -68,6 +68,8 @@ class DataConfig(_Strict):
     transactions: str | None = None
     events: str | None = None
     churn: str | None = None
+    # past retention campaigns with a random control group, for uplift (`train-uplift`)
+    campaigns: str | None = None
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     duplicates: Literal["keep", "drop"] = "keep"
     # numbers in text files: "check" stops on 3.260-like values, "point" reads them as 3.26,

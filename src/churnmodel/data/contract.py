@@ -64,5 +64,19 @@ CONTRACT: dict[str, TableSpec] = {
             nullable=frozenset({"reason"}),
             may_be_empty=True,
         ),
+        TableSpec(
+            "campaigns",
+            required={
+                "customer_id": Kind.ID,
+                "campaign_id": Kind.TEXT,
+                "sent_at": Kind.TIMESTAMP,
+                "treatment": Kind.TEXT,
+            },
+            optional={"cost": Kind.NUMBER},
+            nullable=frozenset({"cost"}),
+        ),
     )
 }
+
+CONTROL = "control"
+"""The `treatment` of the customers a campaign held out at random (contacted by nobody)."""

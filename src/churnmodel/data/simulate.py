@@ -27,8 +27,9 @@ only on the seed and the parameters.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnmodel._io import atomic_directory
+from churnmodel.data.simulated_campaigns import CampaignTables, Change, Traits, run_campaigns
 
 Business = Literal["contractual", "non_contractual"]
 
@@ -74,6 +76,10 @@ class SimulationParams:
     purchase_rate_shape: float = 3.0
     annual_share: float = 0.35
     unboarded_share: float = 0.12
+    # past retention campaigns (send dates), each to `campaign_reach` of the customers active
+    # that day, assigned at random to a control group and each offer (`simulated_campaigns`)
+    campaign_dates: tuple[dt.date, ...] = ()
+    campaign_reach: float = 0.5
 
     @property
     def n_days(self) -> int:
@@ -89,9 +95,12 @@ class SimulatedData:
     transactions: pd.DataFrame
     events: pd.DataFrame
     churn: pd.DataFrame | None = field(default=None)
+    campaigns: pd.DataFrame | None = field(default=None)
+    # the true effect of every offer on every campaign row: for tests, never for a model
+    campaign_truth: pd.DataFrame | None = field(default=None)
 
     def as_tables(self) -> dict[str, pd.DataFrame]:
-        """The tables keyed by canonical name, without `churn` for non-contractual data."""
+        """The canonical tables by name: `churn` only when contractual, `campaigns` when run."""
         tables = {
             "customers": self.customers,
             "transactions": self.transactions,
@@ -99,6 +108,8 @@ class SimulatedData:
         }
         if self.churn is not None:
             tables["churn"] = self.churn
+        if self.campaigns is not None:
+            tables["campaigns"] = self.campaigns
         return tables
 
 
@@ -120,6 +131,8 @@ def simulate(
         transactions=frames["transactions"],
         events=frames["events"],
         churn=frames.get("churn"),
+        campaigns=frames.get("campaigns"),
+        campaign_truth=frames.get("campaign_truth"),
     )
 
 
@@ -152,7 +165,9 @@ def _chunks(params: SimulationParams) -> Iterator[dict[str, pa.Table]]:
     streams = np.random.SeedSequence(params.seed).spawn(len(starts))
     for first, stream in zip(starts, streams, strict=True):
         size = min(CHUNK_CUSTOMERS, params.n_customers - first)
-        yield _simulate_chunk(np.random.default_rng(stream), first, size, params)
+        # campaigns draw from a stream of their own: without them, the data is unchanged
+        campaign_rng = np.random.default_rng(stream.spawn(1)[0])
+        yield _simulate_chunk(np.random.default_rng(stream), first, size, params, campaign_rng)
 
 
 @dataclass
@@ -168,14 +183,19 @@ class _Latent:
 
 
 def _simulate_chunk(
-    rng: np.random.Generator, first: int, size: int, params: SimulationParams
+    rng: np.random.Generator,
+    first: int,
+    size: int,
+    params: SimulationParams,
+    campaign_rng: np.random.Generator,
 ) -> dict[str, pa.Table]:
     ids = np.array([f"C{i:07d}" for i in range(first + 1, first + size + 1)])
     plan = rng.choice(len(PLANS), size=size, p=PLAN_SHARES)
     country = rng.choice(COUNTRIES, size=size, p=COUNTRY_SHARES)
     channel = rng.choice(len(CHANNELS), size=size, p=CHANNEL_SHARES)
     annual = rng.random(size) < params.annual_share
-    latent = _latent_traits(rng, size, plan, channel, annual, params)
+    campaigns = partial(run_campaigns, campaign_rng, ids, params) if params.campaign_dates else None
+    latent, sent = _latent_traits(rng, size, plan, channel, annual, params, campaigns)
 
     tables = {
         "customers": _customers_table(ids, latent, plan, country, channel, annual, params),
@@ -184,6 +204,8 @@ def _simulate_chunk(
     }
     if params.business == "contractual":
         tables["churn"] = _churn_table(ids, latent, params)
+    if sent is not None:
+        tables["campaigns"], tables["campaign_truth"] = sent
     return tables
 
 
@@ -194,7 +216,8 @@ def _latent_traits(
     channel: np.ndarray,
     annual: np.ndarray,
     params: SimulationParams,
-) -> _Latent:
+    campaigns: Callable[[Traits], tuple[list[Change], CampaignTables]] | None = None,
+) -> tuple[_Latent, CampaignTables | None]:
     n_days = params.n_days
     signup = rng.integers(-365, n_days - 30, size=size)
     engagement = rng.gamma(2.0, 0.5, size=size)
@@ -220,15 +243,22 @@ def _latent_traits(
     decay = rng.uniform(*params.decay_days, size=size)
     decay[rng.random(size) < params.abrupt_churn_share] = 1.0
     floor = rng.uniform(0.05, 0.4, size=size)
+    changes: list[Change] = []
+    sent = None
+    if campaigns is not None:  # offers change who leaves when, before behaviour is drawn
+        changes, sent = campaigns(Traits(signup, churn_day, decay, engagement, spend_log_mean))
     days = np.arange(n_days)[None, :]
     to_churn = churn_day[:, None] - days
+    for change in changes:  # from its send day on; the history before it stays as it was
+        to_churn = np.where(days >= change.day[:, None], change.churn_day[:, None] - days, to_churn)
+        churn_day = change.churn_day
     declining = np.clip(to_churn / decay[:, None], 0.0, 1.0)
     health = floor[:, None] + (1 - floor[:, None]) * declining
     # Month-to-month noise that has nothing to do with churn.
     health = health * _monthly_factor(rng, size, n_days, params.monthly_noise)
     active = (days >= signup[:, None]) & (days < churn_day[:, None])
     health = np.where(active, health, 0.0).astype(np.float32)
-    return _Latent(signup, churn_day, purchase_rate, spend_log_mean, engagement, health)
+    return _Latent(signup, churn_day, purchase_rate, spend_log_mean, engagement, health), sent
 
 
 def _monthly_factor(rng: np.random.Generator, size: int, n_days: int, sigma: float) -> np.ndarray:

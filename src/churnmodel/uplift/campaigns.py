@@ -1,0 +1,173 @@
+"""Past retention campaigns: what uplift can learn from, checked before anything is fitted.
+
+A campaign row says that a customer was sent an offer (`treatment`) or held
+out at random (`control`) at `sent_at`. Uplift is the difference in churn
+between the two, so a campaign is only usable with a control group drawn
+at random from the same customers; everything else here is about failing
+early and clearly when the data cannot support that comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import ibis
+import pandas as pd
+
+from churnmodel.data.contract import CONTROL
+from churnmodel.data.quality import EXAMPLES
+from churnmodel.data.validate import ValidatedTables
+from churnmodel.engine import collect
+from churnmodel.errors import ConfigError, DataContractError
+
+log = logging.getLogger(__name__)
+
+TABLE = "campaigns"
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """Per campaign: when it was sent, how many customers got each treatment."""
+
+    sends: pd.DataFrame  # campaign_id, first_sent, last_sent, treatment, customers, cost
+    findings: tuple[str, ...]  # warnings: what weakens the comparison without stopping it
+
+    @property
+    def offers(self) -> list[str]:
+        """The treatments other than the control group, sorted."""
+        return sorted(t for t in self.sends["treatment"].unique() if t != CONTROL)
+
+
+def campaign_table(tables: ValidatedTables) -> ibis.Table:
+    """The validated campaigns table, or a clear error when the data has none."""
+    campaigns = tables.get(TABLE)
+    if campaigns is None:
+        raise ConfigError(
+            "no campaigns table: set data.campaigns to past retention campaigns "
+            "(customer_id, campaign_id, sent_at, treatment with 'control' for the hold-out group)"
+        )
+    return campaigns
+
+
+def check_campaigns(tables: ValidatedTables) -> CampaignSummary:
+    """Stop on campaign data no uplift can be learned from; warn on what weakens it.
+
+    Errors: no control group at all, a customer sent the same campaign
+    twice, customers the other tables do not know, sends after the data
+    ends. Warnings: a campaign without its own control group, or with no
+    offer besides the control.
+    """
+    campaigns = campaign_table(tables)
+    _require_control(campaigns)
+    _require_single_sends(campaigns)
+    _require_known_customers(tables, campaigns)
+    _require_within_data(tables, campaigns)
+    sends = collect(
+        campaigns.group_by("campaign_id", "treatment")
+        .aggregate(
+            first_sent=campaigns.sent_at.min(),
+            last_sent=campaigns.sent_at.max(),
+            customers=campaigns.count(),
+            cost=campaigns.cost.mean() if "cost" in campaigns.columns else ibis.null("float64"),
+        )
+        .order_by(["campaign_id", "treatment"])
+    )
+    findings = tuple(_campaign_findings(sends))
+    for finding in findings:
+        log.warning(finding)
+    return CampaignSummary(sends, findings)
+
+
+def _require_control(campaigns: ibis.Table) -> None:
+    treatments = collect(campaigns.select("treatment").distinct().order_by("treatment").limit(10))
+    if CONTROL not in set(treatments["treatment"]):
+        raise DataContractError(
+            TABLE,
+            "treatment",
+            f"a control group: rows with treatment '{CONTROL}' for the customers held out at "
+            "random, without which no effect of an offer can be measured",
+            0,
+            treatments["treatment"].tolist()[:EXAMPLES],
+        )
+
+
+def _require_single_sends(campaigns: ibis.Table) -> None:
+    repeats = campaigns.group_by("customer_id", "campaign_id").aggregate(n=ibis._.count())
+    repeats = repeats.filter(repeats.n > 1)
+    found = collect(
+        repeats.aggregate(
+            rows=repeats.n.sum(), pairs=repeats.count(), any_id=repeats.customer_id.min()
+        )
+    ).iloc[0]
+    if int(found["pairs"] or 0):
+        raise DataContractError(
+            TABLE,
+            "customer_id",
+            "each customer at most once per campaign_id (one treatment each); "
+            f"{int(found['pairs']):,} customer and campaign pairs appear more than once",
+            int(found["rows"]),
+            [found["any_id"]],
+        )
+
+
+def _require_known_customers(tables: ValidatedTables, campaigns: ibis.Table) -> None:
+    """Every campaign customer must be in `customers` (or, without it, in the activity tables)."""
+    customers = tables.get("customers")
+    if customers is not None:
+        known, where = customers.select("customer_id"), "'customers'"
+    else:
+        activity = [
+            t.select("customer_id")
+            for n in ("transactions", "events")
+            if (t := tables.get(n)) is not None
+        ]
+        known, where = ibis.union(*activity, distinct=True), "any activity table"
+    stray = campaigns.anti_join(known.distinct(), "customer_id")
+    found = collect(stray.aggregate(rows=stray.count()))
+    rows = int(found["rows"].iloc[0])
+    if rows:
+        examples = collect(
+            stray.select("customer_id").distinct().order_by("customer_id").limit(EXAMPLES)
+        )
+        raise DataContractError(
+            TABLE,
+            "customer_id",
+            f"customers known to the data; these ids are not in {where} (ids are compared "
+            "exactly as text)",
+            rows,
+            examples["customer_id"].tolist(),
+        )
+
+
+def _require_within_data(tables: ValidatedTables, campaigns: ibis.Table) -> None:
+    late = campaigns.filter(campaigns.sent_at >= ibis.literal(tables.observed_until))
+    found = collect(late.aggregate(rows=late.count(), first=late.sent_at.min()))
+    rows = int(found["rows"].iloc[0])
+    if rows:
+        raise DataContractError(
+            TABLE,
+            "sent_at",
+            f"sends before the data ends ({tables.observed_until:%Y-%m-%d}): what happened "
+            "after a later send is not in the data",
+            rows,
+            [str(found["first"].iloc[0])],
+        )
+
+
+def _campaign_findings(sends: pd.DataFrame) -> list[str]:
+    findings = []
+    for campaign, rows in sends.groupby("campaign_id", sort=True):
+        treatments = set(rows["treatment"])
+        if CONTROL not in treatments:
+            findings.append(
+                f"table '{TABLE}': campaign {campaign!r} has no control group; its "
+                f"{int(rows['customers'].sum()):,} sends are compared with other campaigns' "
+                "controls, which is only fair if those were drawn from the same customers"
+            )
+        elif treatments == {CONTROL}:
+            findings.append(
+                f"table '{TABLE}': campaign {campaign!r} has only a control group "
+                f"({int(rows['customers'].sum()):,} customers) and no offer"
+            )
+    return findings
