@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -113,8 +113,12 @@ def add_derived(
         return frame, None
     horizon = resolved(config.bgnbd_horizon_days, "features.bgnbd_horizon_days")
     # the fit reads three columns: grouping only those keeps the per-cutoff copies small
-    summary = frame[["cutoff", *SUMMARY]]
-    groups = summary.groupby("cutoff", sort=True) if fit else [(None, summary)]
+    # (Spark's scoring batches carry no cutoff column, and need none)
+    groups: Iterable[tuple[object, pd.DataFrame]] = (
+        frame[["cutoff", *SUMMARY]].groupby("cutoff", sort=True)
+        if fit
+        else [(None, frame[list(SUMMARY)])]
+    )
     parts = []
     for _, rows in groups:
         bgnbd = fit_at_cutoff(rows) if fit else bgnbd
