@@ -42,7 +42,7 @@ OFFERS = {"discount": 15.0, "call": 40.0}
 """The offers every simulated campaign makes, with the cost of one contact."""
 HORIZON_DAYS = 90
 """The window after a send in which the effects are defined (the default label horizon)."""
-TOO_LATE_DAYS = 21
+TOO_LATE_DAYS = 45
 """A customer leaving within this many days of the send is beyond any offer."""
 KEEP_CHANCE = {"target": 0.7, "other": 0.1}
 """Chance that an offer keeps a customer who would leave: in its target group, and elsewhere."""
