@@ -148,8 +148,10 @@ def fit_uplift(
 def assignment_shares(frame: pd.DataFrame) -> pd.DataFrame:
     """Per row, the share of its campaign's sends that went to each arm (the propensity).
 
-    Random assignment makes these the true chances of each arm; a campaign
-    without an arm gets share 0 there, which the floor check refuses.
+    Random assignment makes these the true chances of each arm. A control
+    group under `PROPENSITY_FLOOR` is refused; an offer a campaign did not
+    make has share 0 there, raised to the floor only to keep the division
+    finite (no row of that campaign had it, so its term is 0).
     """
     arms = _arms(frame)
     counts = pd.crosstab(frame["campaign_id"], frame["treatment"]).reindex(
