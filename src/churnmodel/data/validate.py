@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -295,17 +295,34 @@ _COMMA_EXPECTED = (
 )
 
 
+@dataclass(frozen=True)
+class Repeats:
+    """Key values that occur in more than one row: how many, the rows, example first keys."""
+
+    keys: int
+    rows: int
+    examples: list[object]
+
+
+def repeated_keys(table: ibis.Table, keys: Sequence[str]) -> Repeats:
+    """The key values of `table` that several rows share (examples only when there are any)."""
+    counts = table.group_by(*keys).aggregate(n=ibis._.count()).filter(ibis._.n > 1)
+    found = collect(counts.aggregate(keys=counts.count(), rows=counts.n.sum())).iloc[0]
+    if not int(found["keys"]):
+        return Repeats(0, 0, [])
+    first = counts.select(keys[0]).distinct().order_by(keys[0]).limit(EXAMPLES)
+    return Repeats(int(found["keys"]), int(found["rows"]), collect(first)[keys[0]].tolist())
+
+
 def _require_unique_ids(name: str, table: ibis.Table) -> None:
-    counts = table.group_by("customer_id").aggregate(n=ibis._.count()).filter(ibis._.n > 1)
-    conflicting = int(scalar(counts.count()))
-    if conflicting:
-        examples = collect(counts.order_by("customer_id").limit(EXAMPLES))["customer_id"]
+    repeats = repeated_keys(table, ["customer_id"])
+    if repeats.keys:
         raise DataContractError(
             name,
             "customer_id",
             "one row per customer, but some ids have several different rows",
-            conflicting,
-            examples.tolist(),
+            repeats.keys,
+            repeats.examples,
         )
 
 

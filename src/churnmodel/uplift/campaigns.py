@@ -17,7 +17,7 @@ import pandas as pd
 
 from churnmodel.data.contract import CONTROL
 from churnmodel.data.quality import EXAMPLES
-from churnmodel.data.validate import ValidatedTables
+from churnmodel.data.validate import ValidatedTables, repeated_keys
 from churnmodel.engine import collect
 from churnmodel.errors import ConfigError, DataContractError
 
@@ -93,21 +93,15 @@ def _require_control(campaigns: ibis.Table) -> None:
 
 
 def _require_single_sends(campaigns: ibis.Table) -> None:
-    repeats = campaigns.group_by("customer_id", "campaign_id").aggregate(n=ibis._.count())
-    repeats = repeats.filter(repeats.n > 1)
-    found = collect(
-        repeats.aggregate(
-            rows=repeats.n.sum(), pairs=repeats.count(), any_id=repeats.customer_id.min()
-        )
-    ).iloc[0]
-    if int(found["pairs"] or 0):
+    repeats = repeated_keys(campaigns, ["customer_id", "campaign_id"])
+    if repeats.keys:
         raise DataContractError(
             TABLE,
             "customer_id",
             "each customer at most once per campaign_id (one treatment each); "
-            f"{int(found['pairs']):,} customer and campaign pairs appear more than once",
-            int(found["rows"]),
-            [found["any_id"]],
+            f"{repeats.keys:,} customer and campaign pairs appear more than once",
+            repeats.rows,
+            repeats.examples,
         )
 
 

@@ -54,10 +54,7 @@ def qini_curve(score: Array, treated: npt.NDArray[np.bool_], churned: Array) -> 
     Rows are one offer's and the control group's sends; ties in the score
     keep their order, so the curve is reproducible.
     """
-    order = np.argsort(-score, kind="stable")
-    t, y = treated[order], churned[order].astype(np.float64)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
+    n_t, n_c, y_t, y_c = _top_counts(score, treated, churned)
     with np.errstate(divide="ignore", invalid="ignore"):
         saved = np.where(n_c > 0, y_c * n_t / n_c, 0.0) - y_t
     return Curve(np.arange(len(score) + 1), np.concatenate([[0.0], saved]))
@@ -65,14 +62,26 @@ def qini_curve(score: Array, treated: npt.NDArray[np.bool_], churned: Array) -> 
 
 def uplift_curve(score: Array, treated: npt.NDArray[np.bool_], churned: Array) -> Curve:
     """(churn rate of the control rows - of the treated rows) in the top ``n``, times ``n``."""
-    order = np.argsort(-score, kind="stable")
-    t, y = treated[order], churned[order].astype(np.float64)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
+    n_t, n_c, y_t, y_c = _top_counts(score, treated, churned)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate_t = np.where(n_t > 0, np.cumsum(y * t) / n_t, 0.0)
-        rate_c = np.where(n_c > 0, np.cumsum(y * ~t) / n_c, 0.0)
+        rate_t = np.where(n_t > 0, y_t / n_t, 0.0)
+        rate_c = np.where(n_c > 0, y_c / n_c, 0.0)
     n = np.arange(1, len(score) + 1)
     return Curve(np.arange(len(score) + 1), np.concatenate([[0.0], (rate_c - rate_t) * n]))
+
+
+def _top_counts(
+    score: Array, treated: npt.NDArray[np.bool_], churned: Array
+) -> tuple[Array, Array, Array, Array]:
+    """For the top n rows by `score`, every n: treated, control, treated and control churners."""
+    order = np.argsort(-score, kind="stable")
+    t, y = treated[order], churned[order].astype(np.float64)
+    return (
+        np.cumsum(t).astype(np.float64),
+        np.cumsum(~t).astype(np.float64),
+        np.cumsum(y * t),
+        np.cumsum(y * ~t),
+    )
 
 
 def qini_coefficient(score: Array, treated: npt.NDArray[np.bool_], churned: Array) -> float:

@@ -18,7 +18,7 @@ import ibis
 import pandas as pd
 
 from churnmodel.config import RunConfig
-from churnmodel.data.validate import ValidatedTables
+from churnmodel.data.validate import ValidatedTables, repeated_keys
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix, resolved_features
@@ -88,17 +88,14 @@ def campaign_matrix(tables: ValidatedTables, config: RunConfig) -> CampaignMatri
 
 def _require_one_send_per_day(sends: ibis.Table) -> None:
     """Two campaigns reaching a customer on one day: their effects cannot be told apart."""
-    repeats = sends.group_by("customer_id", "cutoff").aggregate(n=ibis._.count())
-    repeats = repeats.filter(repeats.n > 1)
-    found = collect(repeats.aggregate(rows=repeats.n.sum(), example=repeats.customer_id.min()))
-    rows = found["rows"].iloc[0]
-    if pd.notna(rows) and int(rows):
+    repeats = repeated_keys(sends, ["customer_id", "cutoff"])
+    if repeats.rows:
         raise DataContractError(
             TABLE,
             "sent_at",
             "at most one send per customer and day (two campaigns on one day cannot be told apart)",
-            int(rows),
-            [found["example"].iloc[0]],
+            repeats.rows,
+            repeats.examples,
         )
 
 
