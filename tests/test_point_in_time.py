@@ -11,12 +11,17 @@ labels unchanged.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
+import ibis
 import pandas as pd
+import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ibis.backends.sql import SQLBackend
 
+from churnmodel import pointintime
 from churnmodel.config import EngagementConfig, FeatureConfig, LabelConfig, ProfileConfig
 from churnmodel.engine import collect
 from churnmodel.timeline import build_spine
@@ -184,13 +189,16 @@ def test_eligibility_only_reads_history(
     ev=events(PAST, FUTURE),
     people=signups(PAST, FUTURE),
 )
-def test_direct_and_running_history_give_the_same_features(con: SQLBackend, tx, ev, people) -> None:
-    """The scoring plan (join + filtered aggregates) equals the training plan (running totals)."""
+def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, people) -> None:
+    """Spark's plans (a join for one cutoff, running totals in SQL) equal numpy's binned sums."""
     data = tables(tx, ev, people)
     spine = [(c, d) for c in CUSTOMERS for d in (EARLIER, CUTOFF)]
     direct = features_at(con, data, spine, CONFIG, method="direct")
     running = features_at(con, data, spine, CONFIG, method="running")
+    binned = features_at(con, data, spine, CONFIG, method="binned")
     pd.testing.assert_frame_equal(direct, running)
+    # float sums: numpy adds exact parts, SQL exact decimals; each rounds once to float
+    pd.testing.assert_frame_equal(binned, running, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
 def outside_label_window() -> st.SearchStrategy[int]:
@@ -331,3 +339,80 @@ def test_non_contractual_customers_are_eligible_or_not_scored_with_the_inactive_
     everyone = set(pd.concat([f["customer_id"] for f in data.values()]))
     assert eligible.isdisjoint(left) and eligible | set(left) == everyone
     assert OTHER_REASON not in left.values()
+
+
+def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
+    con: SQLBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of customers, NULL measures and awkward decimals: the SQL plan's values."""
+    day = pointintime.day_number_of
+    daily = con.create_table(
+        "binned_daily",
+        pa.table(
+            {
+                "customer_id": ["a", "a", "a", "b", "b", "c"],
+                "day": [day(dt.date(2025, 2, d)) for d in (1, 20, 27)] + [day(EARLIER)] * 2 + [0],
+                "x": [0.1, 0.2, None, None, 1e-9, 123456.789],
+                "n": [1, 2, 3, 4, 5, 6],
+            }
+        ),
+        temp=True,
+    )
+    spine = con.create_table(
+        "binned_spine",
+        pa.table(
+            {
+                "customer_id": ["a", "a", "b", "c", "d"],
+                "cutoff": [CUTOFF, EARLIER, CUTOFF, CUTOFF, CUTOFF],
+            }
+        ),
+        temp=True,
+    )
+    lookup = pointintime.Lookup(
+        "",
+        daily.mutate(x_day=ibis.ifelse(daily.x.isnull(), ibis.null("int64"), daily.day)),
+        {
+            "x_7": pointintime.Agg("x", "sum", pointintime.Window(7)),
+            "x_all": pointintime.Agg("x", "sum"),
+            "n_prev": pointintime.Agg("n", "sum", pointintime.Window(30, skip=7)),
+            "last_x": pointintime.Agg("x_day", "max"),
+            "first_x": pointintime.Agg("x_day", "min"),
+        },
+    )
+    monkeypatch.setattr(pointintime, "BIN_CELLS", 3)  # one customer per chunk
+
+    def plan(method: pointintime.Method) -> pd.DataFrame:
+        found = collect(pointintime.history(spine, lookup, method=method))
+        return found.sort_values(["customer_id", "cutoff"], ignore_index=True)
+
+    binned, running = plan("binned"), plan("running")
+    pd.testing.assert_frame_equal(binned, running, check_exact=False, rtol=1e-12, atol=1e-12)
+    at = binned.set_index(["customer_id", binned["cutoff"].astype(str)])
+    assert at.loc[("a", str(CUTOFF)), "x_7"] == 0  # only a NULL in the last 7 days: an empty sum
+    assert at.loc[("a", str(CUTOFF)), "x_all"] == pytest.approx(0.3, abs=1e-12)
+    assert at.loc[("a", str(CUTOFF)), "n_prev"] == 3  # days 1 and 20 lie 8-36 days back
+    assert at.loc[("b", str(CUTOFF)), "x_all"] == pytest.approx(1e-9, abs=1e-15)  # NULL skipped
+    assert pd.isna(at.loc[("d", str(CUTOFF)), "x_all"])  # no history: NULL, not 0
+    assert at.loc[("a", str(CUTOFF)), "last_x"] == day(dt.date(2025, 2, 20))
+    assert at.loc[("c", str(CUTOFF)), "first_x"] == 0
+
+
+def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBackend) -> None:
+    """Its results live in temporary tables; a long session must not collect them."""
+    data = validated(con, tables([("a", -DAY, 5.0)], [], PEOPLE))
+    label = LabelConfig(
+        business="non_contractual", activity="transactions", active_window_days=30, horizon_days=30
+    )
+    spine = build_spine(data, [CUTOFF], label)
+    engine = spine._find_backend(use_default=True)  # the test's tables are in-memory ones
+
+    def stored() -> list[str]:
+        # (Ibis' list_tables calls a method DuckDB 2.0 no longer has)
+        names = engine.raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        return [name for (name,) in names if name.startswith("churnmodel_binned_")]
+
+    assert stored()  # eligibility and labels, each a binned pass
+    assert len(collect(spine)) == 1
+    del spine
+    gc.collect()
+    assert not stored()

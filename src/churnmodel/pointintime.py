@@ -14,24 +14,41 @@ totals at the probes. Plain SQL window functions run on DuckDB, Spark and
 warehouses alike, and a probe at the cutoff only ever sees days before it,
 so rows at or after the cutoff cannot leak into a feature.
 
+On a single machine the same running totals are cheaper without any sort:
+the few distinct probe days cut time into bins, the engine hands over the
+daily rows, and numpy sums them per (customer, bin) and accumulates over
+the bins (``method="binned"``, see `_binned_at_edges`).
+
 Nothing else in the package compares a timestamp with a cutoff.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnmodel.engine import is_spark
 
 EPOCH = ibis.date(1970, 1, 1)
 
 Reduction = Literal["sum", "max", "min"]
-Method = Literal["running", "direct"]
+Method = Literal["running", "direct", "binned"]
+
+BIN_CELLS = 1 << 26
+"""Customers x bins summed at once by the binned plan (512 MB per int64 measure)."""
+DECIMALS = 9
+"""Fractional digits kept of float measures, as the SQL plans' DECIMAL(38, 9) sums keep."""
 
 
 def day_number(value: ir.Value) -> ir.IntegerValue:
@@ -113,7 +130,19 @@ def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
     )
 
 
-def history(spine: ibis.Table, *lookups: Lookup, method: Method = "running") -> ibis.Table:
+def plan(table: ibis.Table, cutoffs: int) -> Method:
+    """The cheapest `history` plan for the engine that runs `table`.
+
+    On Spark the work must stay in the cluster: a join for one cutoff (batch
+    scoring), running totals for several. Anywhere else the binned plan is
+    the cheapest for any number of cutoffs.
+    """
+    if not is_spark(table):
+        return "binned"
+    return "direct" if cutoffs <= 1 else "running"
+
+
+def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -> ibis.Table:
     """Every spine row (all its columns) with each lookup's aggregates over their windows.
 
     Each daily table has columns customer_id, day (day number) and the
@@ -136,9 +165,14 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method = "running") -> 
     but every daily row is repeated once per cutoff of its customer. It is
     the cheaper plan for one cutoff (batch scoring); the running totals win
     as soon as there are several.
+
+    ``method="binned"`` (the default off Spark) reads the same running
+    totals from numpy, without a sort: see `_binned_at_edges`. It runs the
+    engine at once rather than when the result is.
     """
     for lookup in lookups:
         _check(lookup)
+    method = method or plan(spine, cutoffs=2)  # the plan for any number of cutoffs
     looked_up = sorted(
         {
             (lookup.prefix + agg.column, agg.how, edge)
@@ -160,7 +194,9 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method = "running") -> 
         )
         for lookup in lookups
     ]
-    if method == "direct":
+    if method == "binned":
+        at_edges = _binned_at_edges(keyed, lookups, looked_up, edges)
+    elif method == "direct":
         at_edges = _direct(keyed, ibis.union(*rows), looked_up)
     else:
         at_edges = _running_at_edges(keyed, rows, looked_up, edges, nothing)
@@ -241,6 +277,250 @@ def _direct(
             for c, how, e in looked_up
         }
     )
+
+
+def _binned_at_edges(
+    keyed: ibis.Table,
+    lookups: Sequence[Lookup],
+    looked_up: list[tuple[str, Reduction, int]],
+    edges: list[int],
+) -> ibis.Table:
+    """The values `_running_at_edges` reads at its probes, summed in numpy by bins of days.
+
+    The distinct probe days (each cutoff minus each edge: a few dozen for
+    monthly cutoffs) cut time into bins; a daily row's bin is the number of
+    probe days on or before its day, so the total before probe day ``p_j``
+    is the total of bins ``0..j``. One scatter-add per measure into
+    (customer, bin) cells, accumulated along the bins, answers every probe:
+    the engine only groups and joins, and nothing is sorted. Integer sums
+    are exact; float measures are summed as whole units plus billionths in
+    int64, as exact as the SQL plans' DECIMAL(38, 9), so the result does not
+    depend on the order in which the engine returns rows.
+    """
+    probes = keyed.to_pyarrow()
+    if probes.num_rows == 0:  # nothing to read: the SQL plan gives the typed empty table
+        rows = [
+            lookup.daily.select("customer_id", "day", **_measures(lookup)) for lookup in lookups
+        ]
+        return _direct(keyed, ibis.union(*rows), looked_up)
+    encoded = probes["customer_id"].combine_chunks().dictionary_encode()
+    cutoff = probes["cutoff_day"].to_numpy().astype(np.int64)
+    probe_days = np.unique(cutoff[:, None] - np.asarray(edges, dtype=np.int64))
+    measures = {
+        lookup.prefix + agg.column: _numeric(lookup.daily[agg.column])
+        for lookup in lookups
+        for agg in lookup.aggregates.values()
+    }
+    rows = _numbered_rows(lookups, measures, encoded.dictionary, before=int(probe_days[-1]))
+    bins = _Bins.of(
+        row_customer=rows["k"].to_numpy(),
+        row_bin=np.searchsorted(probe_days, rows["day"].to_numpy(), side="right"),
+        probe_customer=encoded.indices.to_numpy().astype(np.int64),
+        probe_bin={e: np.searchsorted(probe_days, cutoff - e) for e in edges},
+        bins=len(probe_days),
+    )
+    out: dict[str, pa.Array | pa.ChunkedArray] = {
+        "customer_id": probes["customer_id"],
+        "cutoff_day": probes["cutoff_day"],
+    }
+    for column, how in sorted({(c, how) for c, how, _ in looked_up}):
+        wanted = [e for c, h, e in looked_up if (c, h) == (column, how)]
+        values, present = _as_numbers(rows[column])
+        read = bins.read(values, present, how, wanted)
+        out.update({_key(column, how, e): read[e] for e in wanted})
+    return _stored(pa.table(out), like=keyed)
+
+
+def _stored(values: pa.Table, like: ibis.Table) -> ibis.Table:
+    """`values` copied into a temporary table of `like`'s engine, dropped with its expression.
+
+    Not a memtable: DuckDB keeps a memtable's Arrow data registered, outside
+    its memory limit, until the connection closes. A table is the engine's
+    to compress and spill, and goes once nothing refers to it.
+    """
+    backend = like._find_backend(use_default=True)
+    name = f"churnmodel_binned_{uuid.uuid4().hex}"
+    table = backend.create_table(name, values, temp=True)
+    weakref.finalize(table.op(), _drop_quietly, backend, name).atexit = False
+    return table
+
+
+def _drop_quietly(backend: Any, name: str) -> None:
+    """Drop a temporary table; the connection may be closed already (it is gone then too)."""
+    with contextlib.suppress(Exception):
+        backend.drop_table(name, force=True)
+
+
+def _numeric(column: ir.Value) -> ir.Value:
+    """A measure as int64 (integers, flags) or float64 (any other number)."""
+    dtype = column.type()
+    return column.cast("int64" if dtype.is_integer() or dtype.is_boolean() else "float64")
+
+
+def _numbered_rows(
+    lookups: Sequence[Lookup], measures: Mapping[str, ir.Value], customers: pa.Array, before: int
+) -> pa.Table:
+    """The lookups' daily rows before day `before`, each customer as its place in `customers`.
+
+    The join drops the rows of customers without probes: nothing reads them.
+    `measures` are expressions over the lookups' own daily tables.
+    """
+    nothing = {c: ibis.null(v.type()) for c, v in measures.items()}
+    daily = ibis.union(
+        *(
+            lookup.daily.select(
+                "customer_id",
+                day=lookup.daily.day.cast("int64"),
+                **{
+                    **nothing,
+                    **{
+                        c: measures[c]
+                        for c in (lookup.prefix + a.column for a in lookup.aggregates.values())
+                    },
+                },
+            )
+            for lookup in lookups
+        )
+    )
+    numbers = _stored(pa.table({"customer_id": customers, "k": np.arange(len(customers))}), daily)
+    needed = daily.filter(daily.day < before).inner_join(numbers, "customer_id")
+    return needed.select("k", "day", *measures).to_pyarrow()
+
+
+def _as_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fetched measure as numpy, and which rows hold a value (None: every row does)."""
+    missing = column.is_null(nan_is_null=True)  # NaN counts as missing, as SQL skips NULL
+    if not pc.any(missing).as_py():
+        return column.to_numpy(), None
+    present = ~missing.to_numpy()
+    return np.where(present, column.fill_null(0).to_numpy(), 0), present
+
+
+@dataclass(frozen=True)
+class _Bins:
+    """Daily rows and probes numbered by their (bin, customer) cell, in chunks of customers.
+
+    Cells are bin-major, so accumulating along the bins adds whole rows of
+    a grid. A chunk holds at most `BIN_CELLS` cells, so the arrays summed
+    per measure stay bounded whatever the number of customers.
+    """
+
+    bins: int
+    probes: int
+    chunks: tuple[_Chunk, ...]
+
+    @classmethod
+    def of(
+        cls,
+        row_customer: np.ndarray,
+        row_bin: np.ndarray,
+        probe_customer: np.ndarray,
+        probe_bin: Mapping[int, np.ndarray],
+        bins: int,
+    ) -> _Bins:
+        customers = int(probe_customer.max()) + 1
+        step = max(1, BIN_CELLS // bins)
+        chunks = []
+        for first in range(0, customers, step):
+            size = min(step, customers - first)
+            rows = _between(row_customer, first, size)
+            probes = _between(probe_customer, first, size)
+            row_cell = row_bin[rows] * size + (row_customer[rows] - first)
+            probe_cell = {
+                e: b[probes] * size + (probe_customer[probes] - first) for e, b in probe_bin.items()
+            }
+            rows_before = _fold_bins(np.bincount(row_cell, minlength=size * bins), "sum", bins)
+            seen = {e: rows_before[cell] > 0 for e, cell in probe_cell.items()}
+            chunks.append(_Chunk(size * bins, rows, row_cell, probes, probe_cell, seen))
+        return cls(bins, len(probe_customer), tuple(chunks))
+
+    def read(
+        self, values: np.ndarray, present: np.ndarray | None, how: Reduction, edges: list[int]
+    ) -> dict[int, pa.Array]:
+        """The `how` of `values` before each edge at every probe; null where none came before."""
+        exact = how == "sum" and values.dtype.kind == "f"
+        parts = _units_and_billionths(values) if exact else (values,)
+        found = [{e: np.zeros(self.probes, dtype=p.dtype) for e in edges} for p in parts]
+        seen = {e: np.zeros(self.probes, dtype=bool) for e in edges}
+        for chunk in self.chunks:
+            cell, kept = chunk.row_cell, None
+            if present is not None:
+                kept = present[chunk.rows]
+                cell = cell[kept]
+                before = _fold_bins(np.bincount(cell, minlength=chunk.cells), "sum", self.bins)
+            for e in edges:
+                seen[e][chunk.probes] = (
+                    chunk.seen[e] if kept is None else before[chunk.probe_cell[e]] > 0
+                )
+            for part, into in zip(parts, found, strict=True):
+                chunk_values = part[chunk.rows] if kept is None else part[chunk.rows][kept]
+                per_cell = _scatter(chunk_values, cell, chunk.cells, how)
+                running = _fold_bins(per_cell, how, self.bins)
+                for e in edges:
+                    into[e][chunk.probes] = running[chunk.probe_cell[e]]
+        out = {}
+        for e in edges:
+            value = found[0][e] + found[1][e] / 10**DECIMALS if exact else found[0][e]
+            out[e] = pa.array(value, mask=~seen[e])
+        return out
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One range of customers: its rows and probes, and the cell each reads or writes."""
+
+    cells: int
+    rows: np.ndarray | slice
+    row_cell: np.ndarray
+    probes: np.ndarray | slice
+    probe_cell: Mapping[int, np.ndarray]
+    seen: Mapping[int, np.ndarray]
+    """Per edge, whether any row lies before it (measures without missing values)."""
+
+
+def _between(numbers: np.ndarray, first: int, count: int) -> np.ndarray | slice:
+    """Where `numbers` lies in ``[first, first + count)``: every place, when all of them do."""
+    if len(numbers) == 0 or (first <= int(numbers.min()) and int(numbers.max()) < first + count):
+        return slice(None)
+    return np.flatnonzero((numbers >= first) & (numbers < first + count))
+
+
+def _units_and_billionths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Floats as two int64 parts whose sums are exact: ``units + billionths / 1e9``."""
+    units = np.floor(values)
+    billionths = np.rint((values - units) * 10**DECIMALS)
+    return units.astype(np.int64), billionths.astype(np.int64)
+
+
+def _scatter(values: np.ndarray, cell: np.ndarray, cells: int, how: Reduction) -> np.ndarray:
+    """`how` of the values per cell; cells without values hold the reduction's identity."""
+    if how == "sum":
+        if float(np.abs(values).sum(dtype=np.float64)) < 2**53:
+            # every partial sum is an integer below 2**53, exact in float64: bincount's
+            # sequential float sum is then the exact sum, and much faster than add.at
+            return np.bincount(cell, weights=values, minlength=cells).astype(values.dtype)
+        total = np.zeros(cells, dtype=values.dtype)
+        np.add.at(total, cell, values)
+        return total
+    low, high = (-np.inf, np.inf) if values.dtype.kind == "f" else _int_range(values.dtype)
+    total = np.full(cells, low if how == "max" else high, dtype=values.dtype)
+    (np.maximum if how == "max" else np.minimum).at(total, cell, values)
+    return total
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _fold_bins(per_cell: np.ndarray, how: Reduction, bins: int) -> np.ndarray:
+    """Each cell's value folded with the same customer's cells in every earlier bin."""
+    grid = per_cell.reshape(bins, -1)
+    if how == "sum":
+        np.cumsum(grid, axis=0, out=grid)
+    else:
+        (np.maximum if how == "max" else np.minimum).accumulate(grid, axis=0, out=grid)
+    return per_cell
 
 
 def _check(lookup: Lookup) -> None:

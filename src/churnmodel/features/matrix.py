@@ -28,7 +28,7 @@ from churnmodel.features.engagement import engagement_family
 from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
-from churnmodel.pointintime import Method, day_number_of, history
+from churnmodel.pointintime import Method, day_number_of, history, plan
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ def feature_table(
     The result has exactly the spine's rows (customers without any rows keep
     their place) and the spine's columns followed by the features, sorted by
     (customer_id, cutoff). `materialize` may store each pass's result, so
-    that the engine holds one pass in memory at a time.
+    that the engine holds one pass in memory at a time (the binned plan
+    stores its own).
     """
     table = spine
     specs: list[FeatureSpec] = []
@@ -149,7 +150,9 @@ def feature_table(
             progress(f"{family.name} history pass")
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            found = materialize(history(spine, family.lookup, method=method))
+            found = history(spine, family.lookup, method=method)
+            if method != "binned":  # the binned plan has stored its result already
+                found = materialize(found)
             looked_up = [c for c in found.columns if c not in spine.columns]
             table = table.left_join(found, KEYS).select(*table.columns, *looked_up)
         table, features = family.finish(table)
@@ -179,8 +182,8 @@ def build_feature_matrix(
 
     The spine is materialised first: every family reads it, and it is itself
     a history pass (eligibility, labels) that should run once, not per family.
-    `method` picks the `history` plan; by default "direct" for a single
-    cutoff (batch scoring) and "running" otherwise. A spine longer than
+    `method` picks the `history` plan; by default the engine's cheapest
+    (`pointintime.plan`). A spine longer than
     `max_rows` is cut by `stratified_sample` before any feature is computed.
     The BG/NBD features are fitted per cutoff (`fit_bgnbd`, training) or
     come from the given fit (`bgnbd`, the model's: scoring).
@@ -204,14 +207,15 @@ def build_feature_matrix(
                 max_rows,
                 seed,
             )
-        if method is None:
-            method = "direct" if scalar(spine.cutoff.nunique()) <= 1 else "running"
-        if method == "direct":  # one cutoff, often a fraction of the customers (scoring)
+        cutoffs = int(scalar(spine.cutoff.nunique()))
+        method = method or plan(spine, cutoffs)
+        if cutoffs == 1:  # scoring: often a fraction of the customers
             tables = tables.of_customers(spine)
         families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
         frame = collect(table)
+        del table  # drops the binned plan's stored passes before pandas works on the matrix
     progress("dtypes and derived features")
     frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
     return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)

@@ -17,13 +17,13 @@ from churnmodel.errors import DataContractError
 from churnmodel.pointintime import (
     Agg,
     Lookup,
-    Method,
     Window,
     before,
     cutoffs_table,
     daily_rows,
     history,
     may_overlap,
+    plan,
 )
 
 
@@ -106,7 +106,7 @@ def _non_contractual(
     reaches = may_overlap(pairs["first"], pairs["last"], pairs.cutoff, label.active_window_days)
     candidates = pairs.filter(reaches).select("customer_id", "cutoff")
     recent = Agg("active", "sum", Window(days=label.active_window_days))
-    # one cutoff (scoring): a join beats sorting every customer-day
-    method: Method = "direct" if cutoffs == 1 else "running"
-    seen = history(candidates, Lookup("", daily, {"active": recent}), method=method)
+    seen = history(
+        candidates, Lookup("", daily, {"active": recent}), method=plan(candidates, cutoffs)
+    )
     return seen.filter(seen.active > 0).select("customer_id", "cutoff")
