@@ -197,8 +197,7 @@ def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, peo
     running = features_at(con, data, spine, CONFIG, method="running")
     binned = features_at(con, data, spine, CONFIG, method="binned")
     pd.testing.assert_frame_equal(direct, running)
-    # float sums: numpy adds exact parts, SQL exact decimals; each rounds once to float
-    pd.testing.assert_frame_equal(binned, running, check_exact=False, rtol=1e-12, atol=1e-12)
+    pd.testing.assert_frame_equal(binned, running)  # float sums are exact decimals in both
 
 
 def outside_label_window() -> st.SearchStrategy[int]:
@@ -386,7 +385,7 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
         return found.sort_values(["customer_id", "cutoff"], ignore_index=True)
 
     binned, running = plan("binned"), plan("running")
-    pd.testing.assert_frame_equal(binned, running, check_exact=False, rtol=1e-12, atol=1e-12)
+    pd.testing.assert_frame_equal(binned, running)
     at = binned.set_index(["customer_id", binned["cutoff"].astype(str)])
     assert at.loc[("a", str(CUTOFF)), "x_7"] == 0  # only a NULL in the last 7 days: an empty sum
     assert at.loc[("a", str(CUTOFF)), "x_all"] == pytest.approx(0.3, abs=1e-12)

@@ -133,13 +133,14 @@ def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
 def plan(table: ibis.Table, cutoffs: int) -> Method:
     """The cheapest `history` plan for the engine that runs `table`.
 
-    On Spark the work must stay in the cluster: a join for one cutoff (batch
-    scoring), running totals for several. Anywhere else the binned plan is
-    the cheapest for any number of cutoffs.
+    A join for one cutoff (batch scoring; at 1M customers its engagement
+    pass took 16 s against the binned plan's 19 s). For several, running
+    totals: on Spark in SQL, since the work must stay in the cluster, and
+    anywhere else binned in numpy.
     """
-    if not is_spark(table):
-        return "binned"
-    return "direct" if cutoffs <= 1 else "running"
+    if cutoffs <= 1:
+        return "direct"
+    return "running" if is_spark(table) else "binned"
 
 
 def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -> ibis.Table:
@@ -294,8 +295,9 @@ def _binned_at_edges(
     (customer, bin) cells, accumulated along the bins, answers every probe:
     the engine only groups and joins, and nothing is sorted. Integer sums
     are exact; float measures are summed as whole units plus billionths in
-    int64, as exact as the SQL plans' DECIMAL(38, 9), so the result does not
-    depend on the order in which the engine returns rows.
+    int64 and handed back as the SQL plans' DECIMAL(38, 9), so the result
+    does not depend on the order in which the engine returns rows, and a
+    window's difference of two totals is exact.
     """
     probes = keyed.to_pyarrow()
     if probes.num_rows == 0:  # nothing to read: the SQL plan gives the typed empty table
@@ -458,11 +460,9 @@ class _Bins:
                 running = _fold_bins(per_cell, how, self.bins)
                 for e in edges:
                     into[e][chunk.probes] = running[chunk.probe_cell[e]]
-        out = {}
-        for e in edges:
-            value = found[0][e] + found[1][e] / 10**DECIMALS if exact else found[0][e]
-            out[e] = pa.array(value, mask=~seen[e])
-        return out
+        if not exact:
+            return {e: pa.array(found[0][e], mask=~seen[e]) for e in edges}
+        return {e: _decimal(found[0][e], found[1][e], ~seen[e]) for e in edges}
 
 
 @dataclass(frozen=True)
@@ -490,6 +490,19 @@ def _units_and_billionths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     units = np.floor(values)
     billionths = np.rint((values - units) * 10**DECIMALS)
     return units.astype(np.int64), billionths.astype(np.int64)
+
+
+def _decimal(units: np.ndarray, billionths: np.ndarray, missing: np.ndarray) -> pa.Array:
+    """Exact float sums as the DECIMAL(38, 9) the SQL plans give, so window differences are exact.
+
+    Beyond int64's room for billionths (sums over 9.2 billion), a float64 instead.
+    """
+    carry = billionths // 10**DECIMALS  # at most a billion billionths left over
+    units, billionths = units + carry, billionths - carry * 10**DECIMALS
+    if np.abs(units).max(initial=0) >= np.iinfo(np.int64).max // 10**DECIMALS - 1:
+        return pa.array(units + billionths / 10**DECIMALS, mask=missing)
+    total = pa.array(units * 10**DECIMALS + billionths, mask=missing)
+    return total.cast(pa.decimal128(38, 0)).view(pa.decimal128(38, DECIMALS))
 
 
 def _scatter(values: np.ndarray, cell: np.ndarray, cells: int, how: Reduction) -> np.ndarray:
