@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the rest is imported by the command that needs it: --help s
     from churnmodel.outreach.people import CsvStyle, Headers
     from churnmodel.spark_scoring import SparkScores
     from churnmodel.starter import Starter
+    from churnmodel.uplift.run import UpliftRun
     from churnmodel.workflows import (
         FeatureRun,
         KpiRun,
@@ -191,21 +192,51 @@ def simulate(
     business: Annotated[
         str, typer.Option(help="contractual (writes a churn table) or non_contractual.")
     ] = "non_contractual",
+    campaigns: Annotated[
+        str | None,
+        typer.Option(
+            help="Send days of past retention campaigns, e.g. 2024-11-04,2025-03-03: writes "
+            "campaigns (and campaign_truth, the true effects, for checking a learner).",
+            metavar="DAYS",
+        ),
+    ] = None,
 ) -> None:
-    """Write a realistic synthetic data set (customers, transactions, events[, churn])."""
+    """Write a realistic synthetic data set: customers, transactions, events (churn, campaigns)."""
     import pyarrow.parquet as pq
 
     from churnmodel.data.simulate import Business, SimulationParams, write_simulation
 
     if business not in ("contractual", "non_contractual"):
         raise typer.BadParameter("expected contractual or non_contractual", param_hint="--business")
-    params = SimulationParams(n_customers=customers, seed=seed, business=cast(Business, business))
+    params = SimulationParams(
+        n_customers=customers,
+        seed=seed,
+        business=cast(Business, business),
+        campaign_dates=_days(campaigns) if campaigns else (),
+    )
+    outside = [d for d in params.campaign_dates if not params.start <= d < params.end]
+    if outside:
+        raise typer.BadParameter(
+            f"{outside[0]} lies outside the simulated days, {params.start} to "
+            f"{params.end - dt.timedelta(days=1)}",
+            param_hint="--campaigns",
+        )
     with console.status(f"simulating {customers:,} customers"):
         paths = write_simulation(out_dir, params)
     table = Table("table", "rows", "file", title=f"simulated {business} data (seed {seed})")
     for name, path in paths.items():
         table.add_row(name, f"{pq.ParquetFile(path).metadata.num_rows:,}", str(path))
     out.print(table)
+
+
+def _days(text: str) -> tuple[dt.date, ...]:
+    """Comma-separated ISO days, sorted; a bad one is a one-line error naming the option."""
+    try:
+        return tuple(
+            sorted({dt.date.fromisoformat(d.strip()) for d in text.split(",") if d.strip()})
+        )
+    except ValueError as error:
+        raise typer.BadParameter(f"expected days like 2024-11-04,2025-03-03 ({error})") from None
 
 
 TableOption = Annotated[
@@ -471,6 +502,81 @@ def train_command(
             progress=lambda msg: status.update(msg),
         )
     _print_training_summary(outcome, outcome.config)
+
+
+@app.command("train-uplift")
+@_friendly_errors
+def train_uplift_command(
+    config: ConfigOption = Path("churn.toml"),
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder for the study: policies.csv, qini.png and policies.png."
+        ),
+    ] = Path("out/uplift"),
+    budget: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            max=1.0,
+            help="Contacts allowed on the held-out campaign, as a share of its sends.",
+        ),
+    ] = 0.2,
+) -> None:
+    """Learn from past campaigns whom each offer keeps; judge it on the newest campaign.
+
+    Needs data.campaigns (customer_id, campaign_id, sent_at, treatment, optional
+    cost; treatment 'control' for the hold-out group). The learner is fitted on
+    every campaign but the newest and compared there, at the same number of
+    contacts, with targeting by risk, by risk x value and at random; then it is
+    refitted on all campaigns. The run is logged to MLflow. See docs/uplift.md.
+    """
+    from churnmodel.uplift.run import train_uplift
+
+    run_config = _run_config(config, None, None)
+    with console.status("starting") as status:
+        run = train_uplift(run_config, out_dir, budget, progress=lambda msg: status.update(msg))
+    _print_uplift_summary(run)
+
+
+def _print_uplift_summary(run: UpliftRun) -> None:
+    study = run.study
+    table = Table(
+        "policy",
+        "contacts",
+        "value per send",
+        "gain per send (95 % interval)",
+        title=f"Targeting on the held-out campaign {study.held_out} "
+        f"({study.sends_judged:,} sends; learned from {study.sends_learned:,})",
+        caption="doubly robust estimates on the randomised sends: value kept minus offer costs; "
+        f"gain: over no contact; risk, risk x value and random send {study.best_on_average!r}",
+    )
+    for policy, row in study.policies.iterrows():
+        margin = 1.96 * row["gain_se"]
+        table.add_row(
+            str(policy),
+            f"{int(row['contacts']):,}",
+            f"{row['value_per_send']:,.2f}",
+            f"{row['gain_per_send']:+,.2f} ({row['gain_per_send'] - margin:+,.2f} to "
+            f"{row['gain_per_send'] + margin:+,.2f})",
+        )
+    out.print(table)
+    qini = ", ".join(f"{offer} {q:+.4f}" for offer, q in study.qini.items())
+    out.print(f"Qini coefficient per offer: {qini}")
+    if study.uplift_wins:
+        out.print(
+            "[bold green]uplift targeting beat both risk rankings[/] on the held-out campaign"
+        )
+    else:
+        out.print(
+            f"[bold yellow]uplift targeting did not beat {study.winner!r}[/] on the held-out "
+            f"campaign: rank by {study.winner} until more campaigns are in"
+        )
+    for reason, n in run.left_out.items():
+        out.print(f"{n:,} send(s) left out: {reason}")
+    for path in run.files:
+        out.print(f"{path.name:<14} [bold]{path}[/]")
+    out.print(f"MLflow run {run.run_id}")
 
 
 @app.command("evaluate")

@@ -38,10 +38,10 @@ def write_evaluation_plots(
     y = np.asarray(labels, dtype=float)
     curves = {name: np.asarray(s, dtype=float) for name, s in scores.items()}
     return [
-        _save(_roc(y, curves), out / "roc.png"),
-        _save(_precision_recall(y, curves), out / "precision_recall.png"),
-        _save(_gains(y, curves), out / "gains_lift.png"),
-        _save(_calibration(y, curves), out / "calibration.png"),
+        save_figure(_roc(y, curves), out / "roc.png"),
+        save_figure(_precision_recall(y, curves), out / "precision_recall.png"),
+        save_figure(_gains(y, curves), out / "gains_lift.png"),
+        save_figure(_calibration(y, curves), out / "calibration.png"),
     ]
 
 
@@ -50,18 +50,20 @@ def write_driver_plots(
 ) -> list[Path]:
     """Gain importance, and per-row contributions of the strongest drivers."""
     return [
-        _save(_importance(importance), out / "importance_gain.png"),
-        _save(_contributions(contributions, values), out / "contributions.png"),
+        save_figure(_importance(importance), out / "importance_gain.png"),
+        save_figure(_contributions(contributions, values), out / "contributions.png"),
     ]
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write a figure as PNG (the folder is made if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
 
-def _axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6, 5)) -> Axes:
+def titled_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6, 5)) -> Axes:
+    """One set of axes on its own figure, titled and lightly gridded."""
     axes = Figure(figsize=size).add_subplot()
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
@@ -73,25 +75,25 @@ def _color(name: str) -> str:
 
 
 def _roc(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
-    axes = _axes("ROC curve (backtest)", "false positive rate", "true positive rate")
+    axes = titled_axes("ROC curve (backtest)", "false positive rate", "true positive rate")
     for name, score in curves.items():
         fpr, tpr, _ = roc_curve(y, score)
         auc = roc_auc_score(y, score)
         axes.plot(fpr, tpr, color=_color(name), label=f"{name}  AUC {auc:.3f}")
     axes.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":", label="random")
     axes.legend(loc="lower right")
-    return _figure(axes)
+    return figure_of(axes)
 
 
 def _precision_recall(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
-    axes = _axes("Precision-recall (backtest)", "recall", "precision")
+    axes = titled_axes("Precision-recall (backtest)", "recall", "precision")
     for name, score in curves.items():
         precision, recall, _ = precision_recall_curve(y, score)
         ap = average_precision_score(y, score)
         axes.plot(recall, precision, color=_color(name), label=f"{name}  AP {ap:.3f}")
     axes.axhline(y.mean(), color="black", lw=0.8, ls=":", label=f"churn rate {y.mean():.3f}")
     axes.legend(loc="upper right")
-    return _figure(axes)
+    return figure_of(axes)
 
 
 def _gains(y: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
@@ -140,16 +142,18 @@ def _calibration(y: np.ndarray, curves: dict[str, np.ndarray], bins: int = 10) -
 
 def _importance(importance: pd.Series) -> Figure:
     top = importance.head(TOP_FEATURES)[::-1]
-    axes = _axes("Feature importance (total gain)", "gain", "", size=(7, 0.3 * len(top) + 1.5))
+    axes = titled_axes(
+        "Feature importance (total gain)", "gain", "", size=(7, 0.3 * len(top) + 1.5)
+    )
     axes.barh(top.index, top.to_numpy(), color=COLORS["model"])
-    return _figure(axes)
+    return figure_of(axes)
 
 
 def _contributions(contributions: pd.DataFrame, values: pd.DataFrame) -> Figure:
     """A beeswarm-like strip per feature: contribution, coloured by the feature's percentile."""
     order = contributions.abs().mean().sort_values(ascending=False).head(TOP_FEATURES).index
     order = order[::-1]
-    axes = _axes(
+    axes = titled_axes(
         f"Per-row contributions, {len(contributions):,} backtest rows",
         "contribution to churn log-odds (TreeSHAP)",
         "",
@@ -182,10 +186,11 @@ def _contributions(contributions: pd.DataFrame, values: pd.DataFrame) -> Figure:
         ha="right",
         fontsize=8,
     )
-    return _figure(axes)
+    return figure_of(axes)
 
 
-def _figure(axes: Axes) -> Figure:
+def figure_of(axes: Axes) -> Figure:
+    """The figure `titled_axes` made for these axes."""
     figure = axes.get_figure()
     assert isinstance(figure, Figure)
     return figure

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
@@ -28,9 +28,12 @@ from mlflow.tracking import MlflowClient
 
 from churnmodel._io import HOST, file_lock, process_running
 from churnmodel.config import MlflowConfig, RunConfig
-from churnmodel.features.catalog import FeatureSpec
+from churnmodel.features.catalog import FeatureSpec, slug
 from churnmodel.model.evaluate import Metrics
 from churnmodel.monitoring import LivePerformance
+
+if TYPE_CHECKING:
+    from churnmodel.uplift.study import UpliftStudy
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +273,53 @@ def log_monitor_run(
         if len(calibration):
             _log_csv(calibration, "monitor/calibration.csv")
         mlflow.log_text("\n".join(alerts) + ("\n" if alerts else ""), "monitor/alerts.txt")
+        return str(run.info.run_id)
+
+
+def log_uplift_run(
+    config: RunConfig,
+    study: UpliftStudy,
+    left_out: Mapping[str, int],
+    files: Path,
+    findings: Sequence[str] = (),
+) -> str:
+    """Record an uplift study (`churnmodel train-uplift`); returns the run id.
+
+    Metrics: the sends learned from and judged, the Qini coefficient per
+    offer, and per policy its contacts, value and gain per held-out send;
+    the table and the charts are the run's artifacts.
+    """
+    experiment_id = use_tracking(config.mlflow)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"uplift {study.held_out}") as run:
+        mlflow.set_tags(
+            {
+                "churnmodel.kind": "uplift",
+                "churnmodel.uplift.winner": study.winner,
+                **_owner_tags(),
+            }
+        )
+        mlflow.log_params(
+            {
+                "held_out": study.held_out,
+                "budget_contacts": study.budget,
+                "best_on_average": study.best_on_average,
+                **{f"cost.{slug(offer)}": cost for offer, cost in study.costs.items()},
+            }
+        )
+        metrics = {
+            "sends_learned": study.sends_learned,
+            "sends_judged": study.sends_judged,
+            "uplift_wins": float(study.uplift_wins),
+            **{f"qini_{slug(offer)}": q for offer, q in study.qini.items()},
+        }
+        for policy, row in study.policies.iterrows():
+            name = slug(str(policy))
+            metrics |= {f"policy_{name}_{k}": float(v) for k, v in row.items()}
+        mlflow.log_metrics(metrics)
+        unused = "".join(f"{n} send(s): {reason}\n" for reason, n in left_out.items())
+        mlflow.log_text(unused or "every send was used\n", "uplift/sends_left_out.txt")
+        log_findings(findings)
+        mlflow.log_artifacts(str(files), "uplift")
         return str(run.info.run_id)
 
 

@@ -134,6 +134,38 @@ def policy_value(
     return float(np.sum(np.where(matches, (kept - cost) / chance, 0.0)) / len(offer))
 
 
+def policy_terms(
+    policy: Policy,
+    sends: pd.DataFrame,
+    shares: pd.DataFrame,
+    costs: Mapping[str, float],
+    churn_by_arm: pd.DataFrame,
+) -> Array:
+    """Per row, a doubly robust estimate of what the policy keeps there, minus its cost.
+
+    The model's part, ``value x (1 - P(churn | the policy's arm)) - cost``,
+    is corrected where the campaign happened to give the policy's arm, by
+    the surprise over the model weighted by one over that arm's chance. The
+    mean is the policy value: unbiased with known assignment shares, like
+    `policy_value`, but the model absorbs most of the spread of customer
+    values, so its standard error (the terms' spread over the square root of
+    their number) is far smaller. `churn_by_arm` must come from models that
+    did not learn from these rows.
+    """
+    offer = policy.offer
+    rows = np.arange(len(offer))
+    value = sends["value_12m"].to_numpy(np.float64)
+    cost = np.array([costs.get(o, 0.0) for o in offer])
+    churn = churn_by_arm.to_numpy(np.float64)[
+        rows, churn_by_arm.columns.get_indexer(pd.Index(offer))
+    ]
+    expected = value * (1 - churn) - cost
+    given = sends["treatment"].to_numpy().astype(str) == offer
+    chance = shares.to_numpy()[rows, shares.columns.get_indexer(pd.Index(offer))]
+    kept = value * (1 - sends["label"].to_numpy(np.float64)) - cost
+    return np.asarray(expected + np.where(given, (kept - expected) / chance, 0.0), np.float64)
+
+
 def top_rows(score: Array, budget: int) -> npt.NDArray[np.bool_]:
     """The `budget` rows with the highest score (ties keep their order)."""
     chosen = np.zeros(len(score), dtype=bool)

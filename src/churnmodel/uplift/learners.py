@@ -88,6 +88,17 @@ class UpliftModel:
             index=features.index,
         )
 
+    def churn_by_arm(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Per row and arm (the control group first): the outcome model's churn probability."""
+        x = features[list(self.feature_names)]
+        return pd.DataFrame(
+            {
+                a: np.asarray(model.predict(x), dtype=np.float64)
+                for a, model in self.outcomes.items()
+            },
+            index=features.index,
+        )
+
     def churn_without_contact(self, features: pd.DataFrame) -> Array:
         """The control group's outcome model: churn probability if nobody calls."""
         x = features[list(self.feature_names)]

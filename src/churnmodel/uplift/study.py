@@ -1,0 +1,175 @@
+"""Learn whom to contact from past campaigns, judged on a campaign the learner did not see.
+
+The newest campaign is held out (with a single campaign: a random half of
+its sends). The learner is fitted on the rest, and on the held-out sends,
+which were assigned at random, targeting by predicted uplift is compared
+with what a team would do without it, all at the same number of contacts:
+
+* ``uplift``: each row's best offer by expected saved value (uplift x value
+  minus the offer's cost), best rows first, only rows expected to pay;
+* ``risk``: the riskiest rows (churn probability without contact), all
+  given the offer that did best on average in the learning campaigns;
+* ``risk x value``: the same, ranked by risk times value;
+* ``random``: random rows, the same offer;
+* ``nobody``: no contact, the level every other policy is measured from.
+
+Policy values are doubly robust estimates on the held-out sends, per send
+(`evaluate.policy_terms`), each with its gain over no contact and that
+gain's standard error. Uplift targeting is used for scoring only
+when it beats both risk rankings there; otherwise the study says which of
+them won, and the list falls back to it (random targeting is a reference,
+never a fallback). Finally the learner is
+refitted on every campaign, for scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churnmodel.data.contract import CONTROL
+from churnmodel.uplift import evaluate as ev
+from churnmodel.uplift.learners import UpliftModel, assignment_shares, fit_uplift
+from churnmodel.uplift.matrix import CampaignMatrix
+
+log = logging.getLogger(__name__)
+
+BUDGET_SHARE = 0.2
+"""Contacts allowed on the held-out sends, as a share of them, unless given."""
+BASELINES = ("risk", "risk x value")
+"""What a list falls back to when uplift does not beat them (random is only a reference)."""
+
+
+@dataclass(frozen=True)
+class UpliftStudy:
+    """What the held-out campaign says of uplift targeting, and the learner refitted on all."""
+
+    model: UpliftModel
+    held_out: str  # the campaign judged (or "a random half of <campaign>")
+    sends_learned: int
+    sends_judged: int
+    budget: int  # contacts allowed on the judged sends
+    costs: dict[str, float]  # per offer, per contact
+    best_on_average: str  # the offer the baselines send
+    policies: pd.DataFrame  # per policy: contacts, value and gain (over nobody) per send, gain_se
+    qini: dict[str, float]  # per offer: Qini coefficient on its judged sends and the control's
+    curves: dict[str, ev.Curve]  # per offer: the Qini curve behind it
+    assignments: pd.DataFrame  # per judged send: keys, value_12m and each policy's offer
+
+    @property
+    def winner(self) -> str:
+        """Uplift if it beats both baselines, else the better baseline (a tie: the baseline)."""
+        return (
+            "uplift"
+            if self.uplift_wins
+            else str(self.policies.loc[list(BASELINES)].idxmax()["value_per_send"])
+        )
+
+    @property
+    def uplift_wins(self) -> bool:
+        """Whether uplift targeting beat both risk rankings on the held-out sends."""
+        values = self.policies["value_per_send"]
+        return bool(values["uplift"] > max(values[b] for b in BASELINES))
+
+
+def offer_costs(frame: pd.DataFrame) -> dict[str, float]:
+    """Each offer's cost per contact: the median `cost` of its sends (0 when none is given)."""
+    offers = frame.loc[frame["treatment"] != CONTROL]
+    medians = offers.groupby("treatment", observed=True)["cost"].median()
+    return {str(k): float(v) if pd.notna(v) else 0.0 for k, v in medians.items()}
+
+
+def run_study(
+    matrix: CampaignMatrix, budget_share: float = BUDGET_SHARE, seed: int = 0
+) -> UpliftStudy:
+    """Hold out the newest campaign, fit, compare the policies, then refit on every send."""
+    frame = matrix.frame.reset_index(drop=True)
+    held, name = _held_out(frame, seed)
+    learn, judged = frame[~held], frame[held].reset_index(drop=True)
+    log.info("uplift: learning from %d sends, judging on %d (%s)", len(learn), len(judged), name)
+    model, fitted = fit_uplift(learn, matrix.feature_names, seed=seed)
+    costs = offer_costs(frame)
+    value = learn["value_12m"].mean()
+    average = max(model.offers, key=lambda k: fitted.pseudo[k].mean() * value - costs.get(k, 0.0))
+    budget = max(1, round(budget_share * len(judged)))
+    offers = _policies(model, judged, costs, average, budget, seed)
+    shares, churn_by_arm = assignment_shares(judged), model.churn_by_arm(judged)
+    terms = {
+        name: ev.policy_terms(ev.Policy(name, offer), judged, shares, costs, churn_by_arm)
+        for name, offer in offers.items()
+    }
+    policies = pd.DataFrame.from_dict(
+        {
+            name: {
+                "contacts": int((offers[name] != CONTROL).sum()),
+                "value_per_send": float(values.mean()),
+                "gain_per_send": float((gain := values - terms["nobody"]).mean()),
+                "gain_se": float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0,
+            }
+            for name, values in terms.items()
+        },
+        orient="index",
+    )
+    uplift = model.uplift(judged)
+    qini, curves = {}, {}
+    for offer in model.offers:
+        rows_of = judged["treatment"].isin([CONTROL, offer]).to_numpy()
+        score = uplift[offer].to_numpy()[rows_of]
+        treated = (judged["treatment"] == offer).to_numpy()[rows_of]
+        churned = judged["label"].to_numpy(np.float64)[rows_of]
+        qini[offer] = ev.qini_coefficient(score, treated, churned)
+        curves[offer] = ev.qini_curve(score, treated, churned)
+    final, _ = fit_uplift(frame, matrix.feature_names, seed=seed)
+    assignments = judged[["customer_id", "campaign_id", "value_12m"]].assign(**offers)
+    return UpliftStudy(
+        final,
+        name,
+        len(learn),
+        len(judged),
+        budget,
+        costs,
+        average,
+        policies,
+        qini,
+        curves,
+        assignments,
+    )
+
+
+def _held_out(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, str]:
+    """The sends of the newest campaign (by first send day); of one campaign, a random half."""
+    first_day = frame.groupby("campaign_id", observed=True)["cutoff"].min().sort_values()
+    if len(first_day) >= 2:
+        newest = str(first_day.index[-1])
+        return (frame["campaign_id"] == newest).to_numpy(), newest
+    half = np.random.default_rng(seed).random(len(frame)) < 0.5
+    return half, f"a random half of {first_day.index[0]}"
+
+
+def _policies(
+    model: UpliftModel,
+    judged: pd.DataFrame,
+    costs: dict[str, float],
+    average: str,
+    budget: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """The offer each policy gives each judged send (`CONTROL`: no contact)."""
+    value = judged["value_12m"].to_numpy(np.float64)
+    offer, saved = ev.best_offers(model.uplift(judged), value, costs)
+    risk = model.churn_without_contact(judged)
+    none = np.full(len(judged), CONTROL, dtype=object)
+
+    def top(score: np.ndarray, give: np.ndarray | str, size: int = budget) -> np.ndarray:
+        return np.where(ev.top_rows(score, size), give, none)
+
+    return {
+        "uplift": top(saved, offer, ev.profitable_size(saved, budget)),
+        "risk": top(risk, average),
+        "risk x value": top(risk * value, average),
+        "random": top(np.random.default_rng(seed).random(len(judged)), average),
+        "nobody": none,
+    }

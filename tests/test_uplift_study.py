@@ -1,0 +1,140 @@
+"""The uplift study end to end: held-out campaign, policies against the truth, files, MLflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import churnmodel as cm
+from churnmodel.cli import app
+from churnmodel.config import RunConfig
+from churnmodel.data.simulate import SimulatedData
+from churnmodel.data.simulated_campaigns import OFFERS
+from churnmodel.uplift.matrix import CampaignMatrix, campaign_matrix
+from churnmodel.uplift.study import UpliftStudy, offer_costs, run_study
+from churnmodel.workflows import check_data
+
+SENDS = (dt.date(2024, 11, 4), dt.date(2025, 3, 3), dt.date(2025, 7, 1))
+
+
+@cache
+def simulated() -> tuple[SimulatedData, CampaignMatrix, UpliftStudy]:
+    data = cm.simulate(20_000, seed=3, business="contractual", campaign_dates=SENDS)
+    checked = check_data(RunConfig(), data.as_tables())
+    matrix = campaign_matrix(checked.tables, checked.config)
+    return data, matrix, run_study(matrix)
+
+
+def test_the_newest_campaign_is_judged_by_a_learner_that_never_saw_it() -> None:
+    _, matrix, study = simulated()
+    assert study.held_out == f"retention-{SENDS[-1]}"
+    judged = int((matrix.frame["campaign_id"] == study.held_out).sum())
+    assert (study.sends_judged, study.sends_learned) == (judged, matrix.sends - judged)
+    assert study.budget == round(0.2 * judged)
+    assert study.costs == OFFERS  # the median cost of each offer's sends
+
+
+def test_the_policies_share_one_budget_and_are_measured_from_no_contact() -> None:
+    _, _, study = simulated()
+    policies = study.policies
+    assert list(policies.index) == ["uplift", "risk", "risk x value", "random", "nobody"]
+    assert (policies["contacts"] <= study.budget).all()
+    assert (policies.loc[["risk", "risk x value", "random"], "contacts"] == study.budget).all()
+    assert policies.loc["nobody", "contacts"] == 0
+    assert policies.loc["nobody", "gain_per_send"] == 0
+    gains = policies["value_per_send"] - policies.loc["nobody", "value_per_send"]
+    np.testing.assert_allclose(policies["gain_per_send"], gains)
+
+
+def test_the_estimated_gains_agree_with_the_true_effects() -> None:
+    """Doubly robust gains on the held-out sends against the simulator's true effects there."""
+    data, _, study = simulated()
+    assert data.campaign_truth is not None
+    sends = study.assignments.merge(data.campaign_truth, on=["customer_id", "campaign_id"])
+    assert len(sends) == study.sends_judged
+    value = sends["value_12m"].to_numpy(np.float64)
+    for policy, row in study.policies.iterrows():
+        offer = sends[policy].to_numpy()
+        true_gain = sum(
+            float((sends[f"effect_{k}"] * value - cost)[offer == k].sum())
+            for k, cost in OFFERS.items()
+        ) / len(sends)
+        # measured on this seed: within 1.5 standard errors except random (2.8: its offer,
+        # the call, happened to keep 3.4 points of churn on these sends, 1.7 expected)
+        assert abs(row["gain_per_send"] - true_gain) < 4 * max(row["gain_se"], 1e-9), policy
+    assert study.uplift_wins and study.winner == "uplift"  # true: 74.9k against 54.2k and 57.4k
+
+
+def test_qini_per_offer_is_positive_on_the_held_out_sends() -> None:
+    _, _, study = simulated()
+    assert set(study.qini) == set(OFFERS)
+    assert all(q > 0 for q in study.qini.values())
+
+
+def test_costs_default_to_zero_when_sends_carry_none() -> None:
+    frame = pd.DataFrame({"treatment": ["control", "a", "a", "b"], "cost": [None, 2.0, 4.0, None]})
+    assert offer_costs(frame) == {"a": 3.0, "b": 0.0}
+
+
+def test_train_uplift_writes_the_study_and_logs_it(tmp_path: Path) -> None:
+    data, _, _ = simulated()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in data.as_tables().items():
+        frame.to_parquet(folder / f"{name}.parquet")
+    config = tmp_path / "churn.toml"
+    config.write_text(
+        "[data]\n"
+        + "".join(f'{name} = "{folder / name}.parquet"\n' for name in data.as_tables())
+        + f'[mlflow]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n'
+        + f'export_dir = "{tmp_path / "models"}"\n'
+    )
+    out = tmp_path / "uplift"
+    result = CliRunner().invoke(app, ["train-uplift", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "uplift" in result.output and "risk x value" in result.output
+    policies = pd.read_csv(out / "policies.csv")
+    assert policies["policy"].tolist() == ["uplift", "risk", "risk x value", "random", "nobody"]
+    assert {p.name for p in out.iterdir()} >= {"policies.csv", "qini.png", "policies.png"}
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`churnmodel.kind` = 'uplift'"
+    )
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["metrics.qini_discount"] > 0
+    assert run["metrics.policy_uplift_gain_per_send"] == pytest.approx(
+        policies.set_index("policy").loc["uplift", "gain_per_send"]
+    )
+
+
+def test_train_uplift_without_campaigns_says_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "churn.toml"
+    config.write_text('[data]\ntransactions = "t.parquet"\n')
+    result = CliRunner().invoke(app, ["train-uplift", "--config", str(config)])
+    assert result.exit_code != 0
+    assert "data.campaigns" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_simulate_writes_campaigns_on_the_days_given(tmp_path: Path) -> None:
+    runner, out = CliRunner(), tmp_path / "data"
+    args = ["simulate", "--customers", "400", "--business", "contractual", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--campaigns", "2025-03-03, 2024-11-04"])
+    assert result.exit_code == 0, result.output
+    sends = pd.read_parquet(out / "campaigns.parquet")
+    assert sorted(pd.to_datetime(sends["sent_at"]).dt.date.unique()) == list(SENDS[:2])
+    assert set(sends["treatment"]) == {"control", *OFFERS}
+    for days, says in [
+        ("2027-01-04", "outside the simulated days"),
+        ("2025-13-01", "expected days"),
+    ]:
+        result = runner.invoke(app, [*args, "--campaigns", days])
+        assert result.exit_code == 2 and says in result.output, result.output
