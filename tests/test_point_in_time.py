@@ -197,7 +197,7 @@ def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, peo
     running = features_at(con, data, spine, CONFIG, method="running")
     binned = features_at(con, data, spine, CONFIG, method="binned")
     pd.testing.assert_frame_equal(direct, running)
-    pd.testing.assert_frame_equal(binned, running)  # float sums are exact decimals in both
+    pd.testing.assert_frame_equal(binned, running, check_exact=True)  # exact decimals in both
 
 
 def outside_label_window() -> st.SearchStrategy[int]:
@@ -349,23 +349,26 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
         "binned_daily",
         pa.table(
             {
-                "customer_id": ["a", "a", "a", "b", "b", "c"],
-                "day": [day(dt.date(2025, 2, d)) for d in (1, 20, 27)] + [day(EARLIER)] * 2 + [0],
-                "x": [0.1, 0.2, None, None, 1e-9, 123456.789],
-                "n": [1, 2, 3, 4, 5, 6],
+                "customer_id": ["a", "a", "a", "b", "b", "c", "e", "e", "f"],
+                "day": [day(dt.date(2025, 2, d)) for d in (1, 20, 27)]
+                + [day(EARLIER)] * 2
+                + [0, day(CUTOFF) - 3, day(CUTOFF) - 2, day(CUTOFF) - 1],
+                # large sums round in DECIMAL(38, 9) as DuckDB casts them; 1.5e10
+                # billionths overflow int64 (found by review: both differed as floats)
+                "x": [0.1, 0.2, None, None, 1e-9, 123456.789, 484260785.16, 168141525.49, 1.5e10],
+                "n": [1, 2, 3, 4, 5, 6, 7, 8, 9],
             }
         ),
         temp=True,
     )
-    spine = con.create_table(
-        "binned_spine",
+    # an in-memory spine beside the engine's tables: the result is stored beside the latter
+    spine = ibis.memtable(
         pa.table(
             {
-                "customer_id": ["a", "a", "b", "c", "d"],
-                "cutoff": [CUTOFF, EARLIER, CUTOFF, CUTOFF, CUTOFF],
+                "customer_id": ["a", "a", "b", "c", "d", "e", "f"],
+                "cutoff": [CUTOFF, EARLIER, CUTOFF, CUTOFF, CUTOFF, CUTOFF, CUTOFF],
             }
-        ),
-        temp=True,
+        )
     )
     lookup = pointintime.Lookup(
         "",
@@ -385,7 +388,7 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
         return found.sort_values(["customer_id", "cutoff"], ignore_index=True)
 
     binned, running = plan("binned"), plan("running")
-    pd.testing.assert_frame_equal(binned, running)
+    pd.testing.assert_frame_equal(binned, running, check_exact=True)
     at = binned.set_index(["customer_id", binned["cutoff"].astype(str)])
     assert at.loc[("a", str(CUTOFF)), "x_7"] == 0  # only a NULL in the last 7 days: an empty sum
     assert at.loc[("a", str(CUTOFF)), "x_all"] == pytest.approx(0.3, abs=1e-12)
@@ -394,6 +397,8 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
     assert pd.isna(at.loc[("d", str(CUTOFF)), "x_all"])  # no history: NULL, not 0
     assert at.loc[("a", str(CUTOFF)), "last_x"] == day(dt.date(2025, 2, 20))
     assert at.loc[("c", str(CUTOFF)), "first_x"] == 0
+    assert at.loc[("e", str(CUTOFF)), "x_7"] == 652402310.65
+    assert at.loc[("f", str(CUTOFF)), "x_all"] == 1.5e10
 
 
 def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBackend) -> None:

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 import churnmodel as cm
 from churnmodel.config import LabelConfig, RunConfig
+from churnmodel.data.simulate import SimulatedData
 from churnmodel.data.simulated_campaigns import OFFERS
 from churnmodel.errors import DataContractError
 from churnmodel.uplift import evaluate as ev
 from churnmodel.uplift.learners import assignment_shares, fit_uplift
-from churnmodel.uplift.matrix import campaign_matrix
+from churnmodel.uplift.matrix import CampaignMatrix, campaign_matrix
 from churnmodel.workflows import check_data
 from tests.conftest import validated
 from tests.test_point_in_time import (
@@ -115,7 +116,7 @@ def _with_campaign(
     return {**data, "events": pd.concat([data["events"], steady]), "campaigns": sends}
 
 
-@settings(settings.get_profile("pit"))
+@settings(settings.get_profile("pit"), max_examples=8)  # the rule itself: test_point_in_time
 @given(
     past_tx=transactions(PAST, 0),
     past_ev=events(PAST, 0),
@@ -155,11 +156,17 @@ class Learned:
 
 
 @cache
-def learned() -> Learned:
-    """Learn from the first two simulated campaigns; predict the third's sends (with the truth)."""
+def campaign_data() -> tuple[SimulatedData, CampaignMatrix]:
+    """20,000 simulated contractual customers, three campaigns, and their campaign matrix."""
     data = cm.simulate(20_000, seed=3, business="contractual", campaign_dates=SENDS)
     checked = check_data(RunConfig(), data.as_tables())
-    matrix = campaign_matrix(checked.tables, checked.config)
+    return data, campaign_matrix(checked.tables, checked.config)
+
+
+@cache
+def learned() -> Learned:
+    """Learn from the first two simulated campaigns; predict the third's sends (with the truth)."""
+    data, matrix = campaign_data()
     last = matrix.frame["campaign_id"] == f"retention-{SENDS[-1]}"
     learn = matrix.frame[~last]
     model, fitted = fit_uplift(learn, matrix.feature_names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cache
 from pathlib import Path
 
@@ -12,23 +11,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import churnmodel as cm
 from churnmodel.cli import app
-from churnmodel.config import RunConfig
 from churnmodel.data.simulate import SimulatedData
 from churnmodel.data.simulated_campaigns import OFFERS
-from churnmodel.uplift.matrix import CampaignMatrix, campaign_matrix
+from churnmodel.uplift.matrix import CampaignMatrix
 from churnmodel.uplift.study import UpliftStudy, offer_costs, run_study
-from churnmodel.workflows import check_data
-
-SENDS = (dt.date(2024, 11, 4), dt.date(2025, 3, 3), dt.date(2025, 7, 1))
+from tests.test_uplift import SENDS, campaign_data
 
 
 @cache
 def simulated() -> tuple[SimulatedData, CampaignMatrix, UpliftStudy]:
-    data = cm.simulate(20_000, seed=3, business="contractual", campaign_dates=SENDS)
-    checked = check_data(RunConfig(), data.as_tables())
-    matrix = campaign_matrix(checked.tables, checked.config)
+    data, matrix = campaign_data()  # shared with tests/test_uplift.py
     return data, matrix, run_study(matrix)
 
 

@@ -47,6 +47,8 @@ Method = Literal["running", "direct", "binned"]
 
 BIN_CELLS = 1 << 26
 """Customers x bins summed at once by the binned plan (512 MB per int64 measure)."""
+NUMBER = "_churnmodel_customer_number"
+"""The binned plan's integer customer key, named so no measure can clash with it."""
 DECIMALS = 9
 """Fractional digits kept of float measures, as the SQL plans' DECIMAL(38, 9) sums keep."""
 
@@ -173,7 +175,7 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -
     """
     for lookup in lookups:
         _check(lookup)
-    method = method or plan(spine, cutoffs=2)  # the plan for any number of cutoffs
+    method = method or plan(lookups[0].daily, cutoffs=2)  # the plan for several cutoffs
     looked_up = sorted(
         {
             (lookup.prefix + agg.column, agg.how, edge)
@@ -294,10 +296,10 @@ def _binned_at_edges(
     is the total of bins ``0..j``. One scatter-add per measure into
     (customer, bin) cells, accumulated along the bins, answers every probe:
     the engine only groups and joins, and nothing is sorted. Integer sums
-    are exact; float measures are summed as whole units plus billionths in
-    int64 and handed back as the SQL plans' DECIMAL(38, 9), so the result
-    does not depend on the order in which the engine returns rows, and a
-    window's difference of two totals is exact.
+    are exact; float measures are summed as the billionths DuckDB's cast to
+    DECIMAL(38, 9) gives, in two int64 limbs, and handed back as that
+    DECIMAL: the result does not depend on the order in which the engine
+    returns rows, and equals the SQL plans' to the last digit.
     """
     probes = keyed.to_pyarrow()
     if probes.num_rows == 0:  # nothing to read: the SQL plan gives the typed empty table
@@ -315,7 +317,7 @@ def _binned_at_edges(
     }
     rows = _numbered_rows(lookups, measures, encoded.dictionary, before=int(probe_days[-1]))
     bins = _Bins.of(
-        row_customer=rows["k"].to_numpy(),
+        row_customer=rows[NUMBER].to_numpy(),
         row_bin=np.searchsorted(probe_days, rows["day"].to_numpy(), side="right"),
         probe_customer=encoded.indices.to_numpy().astype(np.int64),
         probe_bin={e: np.searchsorted(probe_days, cutoff - e) for e in edges},
@@ -330,7 +332,8 @@ def _binned_at_edges(
         values, present = _as_numbers(rows[column])
         read = bins.read(values, present, how, wanted)
         out.update({_key(column, how, e): read[e] for e in wanted})
-    return _stored(pa.table(out), like=keyed)
+    # stored where the daily rows are: the spine may be an in-memory table of no engine
+    return _stored(pa.table(out), like=lookups[0].daily)
 
 
 def _stored(values: pa.Table, like: ibis.Table) -> ibis.Table:
@@ -384,9 +387,11 @@ def _numbered_rows(
             for lookup in lookups
         )
     )
-    numbers = _stored(pa.table({"customer_id": customers, "k": np.arange(len(customers))}), daily)
+    numbers = _stored(
+        pa.table({"customer_id": customers, NUMBER: np.arange(len(customers))}), daily
+    )
     needed = daily.filter(daily.day < before).inner_join(numbers, "customer_id")
-    return needed.select("k", "day", *measures).to_pyarrow()
+    return needed.select(NUMBER, "day", *measures).to_pyarrow()
 
 
 def _as_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -441,7 +446,7 @@ class _Bins:
     ) -> dict[int, pa.Array]:
         """The `how` of `values` before each edge at every probe; null where none came before."""
         exact = how == "sum" and values.dtype.kind == "f"
-        parts = _units_and_billionths(values) if exact else (values,)
+        parts = _billionth_limbs(values) if exact else (values,)
         found = [{e: np.zeros(self.probes, dtype=p.dtype) for e in edges} for p in parts]
         seen = {e: np.zeros(self.probes, dtype=bool) for e in edges}
         for chunk in self.chunks:
@@ -485,24 +490,32 @@ def _between(numbers: np.ndarray, first: int, count: int) -> np.ndarray | slice:
     return np.flatnonzero((numbers >= first) & (numbers < first + count))
 
 
-def _units_and_billionths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Floats as two int64 parts whose sums are exact: ``units + billionths / 1e9``."""
-    units = np.floor(values)
-    billionths = np.rint((values - units) * 10**DECIMALS)
-    return units.astype(np.int64), billionths.astype(np.int64)
+def _billionth_limbs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Floats as DuckDB's DECIMAL(38, 9) holds them, in two int64 limbs that sum exactly.
 
-
-def _decimal(units: np.ndarray, billionths: np.ndarray, missing: np.ndarray) -> pa.Array:
-    """Exact float sums as the DECIMAL(38, 9) the SQL plans give, so window differences are exact.
-
-    Beyond int64's room for billionths (sums over 9.2 billion), a float64 instead.
+    DuckDB multiplies by 1e9 in double precision and rounds half away from
+    zero; the integer (up to 1e24 for the largest valid amount, 1e15) is
+    split as ``high * 2**32 + low`` with ``0 <= low < 2**32``.
     """
-    carry = billionths // 10**DECIMALS  # at most a billion billionths left over
-    units, billionths = units + carry, billionths - carry * 10**DECIMALS
-    if np.abs(units).max(initial=0) >= np.iinfo(np.int64).max // 10**DECIMALS - 1:
-        return pa.array(units + billionths / 10**DECIMALS, mask=missing)
-    total = pa.array(units * 10**DECIMALS + billionths, mask=missing)
-    return total.cast(pa.decimal128(38, 0)).view(pa.decimal128(38, DECIMALS))
+    scaled = values * 10.0**DECIMALS
+    whole = np.trunc(scaled)
+    scaled = whole + np.where(np.abs(scaled - whole) >= 0.5, np.sign(scaled), 0.0)
+    high = np.floor(scaled / 2.0**32)
+    return high.astype(np.int64), (scaled - high * 2.0**32).astype(np.int64)
+
+
+def _decimal(high: np.ndarray, low: np.ndarray, missing: np.ndarray) -> pa.Array:
+    """Summed limbs as DECIMAL(38, 9): the 128-bit ``high * 2**32 + low``, two's complement."""
+    high = high + (low >> 32)  # the carry, so that low fits 32 bits
+    words = np.empty((len(high), 2), dtype=np.uint64)
+    words[:, 0] = ((high & 0xFFFFFFFF).astype(np.uint64) << np.uint64(32)) | (
+        low & 0xFFFFFFFF
+    ).astype(np.uint64)
+    words[:, 1] = (high >> 32).view(np.uint64)
+    valid = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.decimal128(38, DECIMALS), len(high), [valid, pa.py_buffer(words)]
+    )
 
 
 def _scatter(values: np.ndarray, cell: np.ndarray, cells: int, how: Reduction) -> np.ndarray:
