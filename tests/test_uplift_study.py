@@ -15,7 +15,7 @@ from churnmodel.cli import app
 from churnmodel.data.simulate import SimulatedData
 from churnmodel.data.simulated_campaigns import OFFERS
 from churnmodel.uplift.matrix import CampaignMatrix
-from churnmodel.uplift.study import UpliftStudy, offer_costs, run_study
+from churnmodel.uplift.study import UpliftStudy, assignment_findings, offer_costs, run_study
 from tests.test_uplift import SENDS, campaign_data
 
 
@@ -131,3 +131,20 @@ def test_simulate_writes_campaigns_on_the_days_given(tmp_path: Path) -> None:
     ]:
         result = runner.invoke(app, [*args, "--campaigns", days])
         assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_assignment_that_follows_risk_is_flagged_and_random_assignment_is_not() -> None:
+    rng = np.random.default_rng(0)
+    risk = rng.random(3_000)
+    random_arms = rng.choice(["control", "call"], size=3_000)
+    by_risk = np.where(rng.random(3_000) < 0.3 + 0.4 * risk, "call", "control")
+    frame = pd.DataFrame({"campaign_id": ["spring"] * 1_500 + ["autumn"] * 1_500})
+    assert assignment_findings(frame.assign(treatment=random_arms), risk) == []
+    mixed = np.concatenate([random_arms[:1_500], by_risk[1_500:]])
+    (finding,) = assignment_findings(frame.assign(treatment=mixed), risk)
+    assert "campaign 'autumn' (1,500 sends)" in finding and "random assignment" in finding
+
+
+def test_the_simulated_campaigns_look_random() -> None:
+    _, _, study = simulated()
+    assert study.findings == ()

@@ -57,5 +57,6 @@ def train_uplift(
         study.policies.rename_axis("policy").reset_index().to_csv(policies, index=False)
         written.append(policies)
     files = tuple(out / path.name for path in written)
-    run_id = log_uplift_run(checked.config, study, matrix.left_out, out, checked.findings)
+    findings = (*checked.findings, *study.findings)
+    run_id = log_uplift_run(checked.config, study, matrix.left_out, out, findings)
     return UpliftRun(study, matrix.left_out, files, run_id)

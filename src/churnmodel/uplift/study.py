@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2_contingency
 
 from churnmodel.data.contract import CONTROL
 from churnmodel.uplift import evaluate as ev
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 BUDGET_SHARE = 0.2
 """Contacts allowed on the held-out sends, as a share of them, unless given."""
+NOT_RANDOM_P = 0.001
+NOT_RANDOM_SPREAD = 0.10
+"""A campaign whose arm shares differ this much between risk deciles, this surely, is flagged."""
 BASELINES = ("risk", "risk x value")
 """What a list falls back to when uplift does not beat them (random is only a reference)."""
 
@@ -58,6 +62,7 @@ class UpliftStudy:
     qini: dict[str, float]  # per offer: Qini coefficient on its judged sends and the control's
     curves: dict[str, ev.Curve]  # per offer: the Qini curve behind it
     assignments: pd.DataFrame  # per judged send: keys, value_12m and each policy's offer
+    findings: tuple[str, ...] = ()  # campaigns whose assignment does not look random
 
     @property
     def winner(self) -> str:
@@ -91,6 +96,12 @@ def run_study(
     learn, judged = frame[~held], frame[held].reset_index(drop=True)
     log.info("uplift: learning from %d sends, judging on %d (%s)", len(learn), len(judged), name)
     model, fitted = fit_uplift(learn, matrix.feature_names, seed=seed)
+    risk = np.empty(len(frame))  # churn without contact, each row by a model that did not see it
+    risk[~held] = fitted.outcome[CONTROL].to_numpy()
+    risk[held] = model.churn_without_contact(judged)
+    findings = assignment_findings(frame, risk)
+    for finding in findings:
+        log.warning(finding)
     costs = offer_costs(frame)
     value = learn["value_12m"].mean()
     average = max(model.offers, key=lambda k: fitted.pseudo[k].mean() * value - costs.get(k, 0.0))
@@ -136,7 +147,34 @@ def run_study(
         qini,
         curves,
         assignments,
+        tuple(findings),
     )
+
+
+def assignment_findings(frame: pd.DataFrame, risk: np.ndarray) -> list[str]:
+    """Campaigns whose arms differ by decile of churn risk: their assignment looks not random.
+
+    The learner and the policy values take each campaign's arm shares as the
+    chance every send had of each arm; a campaign that sent the offer mostly
+    to risky customers breaks that, and its estimates may be biased.
+    """
+    found = []
+    for campaign, rows in frame.groupby("campaign_id", observed=True, sort=True):
+        decile = pd.qcut(risk[rows.index.to_numpy()], 10, labels=False, duplicates="drop")
+        counts = pd.crosstab(decile, rows["treatment"].to_numpy())
+        if min(counts.shape) < 2 or len(rows) < 200:
+            continue
+        p_value = float(chi2_contingency(counts.to_numpy())[1])
+        shares = counts.div(counts.sum(axis=1), axis=0)
+        spread = float((shares.max() - shares.min()).max())
+        if p_value < NOT_RANDOM_P and spread > NOT_RANDOM_SPREAD:
+            found.append(
+                f"table 'campaigns': campaign {campaign!r} ({len(rows):,} sends): the share of "
+                f"a treatment differs by up to {spread:.0%} between deciles of churn risk "
+                f"(chi-square p = {p_value:.1g}); expected random assignment, so its uplift "
+                "estimates may be biased"
+            )
+    return found
 
 
 def _held_out(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, str]:
