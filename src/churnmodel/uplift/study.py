@@ -59,7 +59,9 @@ class UpliftStudy:
     costs: dict[str, float]  # per offer, per contact
     best_on_average: str  # the offer the baselines send
     policies: pd.DataFrame  # per policy: contacts, value and gain (over nobody) per send, gain_se
-    qini: dict[str, float]  # per offer: Qini coefficient on its judged sends and the control's
+    qini: dict[
+        str, float
+    ]  # per offer the judged campaign made: Qini on its and the control's sends
     curves: dict[str, ev.Curve]  # per offer: the Qini curve behind it
     assignments: pd.DataFrame  # per judged send: keys, value_12m and each policy's offer
     findings: tuple[str, ...] = ()  # campaigns whose assignment does not look random
@@ -109,20 +111,18 @@ def run_study(
     offers = _policies(model, judged, costs, average, budget, seed)
     shares, churn_by_arm = assignment_shares(judged), model.churn_by_arm(judged)
     terms = {
-        name: ev.policy_terms(ev.Policy(name, offer), judged, shares, costs, churn_by_arm)
-        for name, offer in offers.items()
+        policy: ev.policy_terms(ev.Policy(policy, offer), judged, shares, costs, churn_by_arm)
+        for policy, offer in offers.items()
     }
-    policies = pd.DataFrame.from_dict(
+    gains = {policy: values - terms["nobody"] for policy, values in terms.items()}
+    policies = pd.DataFrame(
         {
-            name: {
-                "contacts": int((offers[name] != CONTROL).sum()),
-                "value_per_send": float(values.mean()),
-                "gain_per_send": float((gain := values - terms["nobody"]).mean()),
-                "gain_se": float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0,
-            }
-            for name, values in terms.items()
+            "contacts": [int((offer != CONTROL).sum()) for offer in offers.values()],
+            "value_per_send": [float(values.mean()) for values in terms.values()],
+            "gain_per_send": [float(gain.mean()) for gain in gains.values()],
+            "gain_se": [_standard_error(gain) for gain in gains.values()],
         },
-        orient="index",
+        index=list(offers),
     )
     uplift = model.uplift(judged)
     qini, curves = {}, {}
@@ -130,6 +130,8 @@ def run_study(
         rows_of = judged["treatment"].isin([CONTROL, offer]).to_numpy()
         score = uplift[offer].to_numpy()[rows_of]
         treated = (judged["treatment"] == offer).to_numpy()[rows_of]
+        if not treated.any():  # the held-out campaign did not make this offer
+            continue
         churned = judged["label"].to_numpy(np.float64)[rows_of]
         qini[offer] = ev.qini_coefficient(score, treated, churned)
         curves[offer] = ev.qini_curve(score, treated, churned)
@@ -175,6 +177,10 @@ def assignment_findings(frame: pd.DataFrame, risk: np.ndarray) -> list[str]:
                 "estimates may be biased"
             )
     return found
+
+
+def _standard_error(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def _held_out(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, str]:
