@@ -9,7 +9,8 @@ The verbs of the command line are functions here, each taking a `RunConfig`:
     outcome = cm.train(config, features)  # the same, logged, registered, promoted
     run = cm.score(config)                # the outreach list of the champion
 
-`check`, `evaluate`, `monitor` and `kpis` complete the set, and
+`check`, `evaluate`, `monitor`, `kpis` and `train_uplift` (past campaigns,
+docs/uplift.md) complete the set, and
 `ChurnClassifier` is the model as a scikit-learn estimator.
 
 Every name is imported on first use, so `import churnmodel` stays light: a
@@ -45,6 +46,7 @@ _PUBLIC = {
     "write_score_outputs": ("churnmodel.workflows", "write_score_outputs"),
     "monitor": ("churnmodel.workflows", "monitor"),
     "kpis": ("churnmodel.workflows", "compute_kpis"),
+    "train_uplift": ("churnmodel.uplift.run", "train_uplift"),
 }
 """Public name -> (module, attribute), imported when first asked for."""
 
@@ -63,6 +65,7 @@ __all__ = [
     "score",
     "simulate",
     "train",
+    "train_uplift",
     "write_features",
     "write_score_outputs",
 ]
@@ -72,6 +75,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from churnmodel.config import load_config as load_config
     from churnmodel.data.simulate import simulate as simulate
     from churnmodel.model.estimator import ChurnClassifier as ChurnClassifier
+    from churnmodel.uplift.run import train_uplift as train_uplift
     from churnmodel.workflows import build_features as build_features
     from churnmodel.workflows import check_data as check
     from churnmodel.workflows import compute_kpis as kpis
