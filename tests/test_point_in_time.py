@@ -420,3 +420,26 @@ def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBac
     del spine
     gc.collect()
     assert not stored()
+
+
+def test_an_empty_spine_gives_every_plan_the_same_typed_empty_table(con: SQLBackend) -> None:
+    """Two lookups, no probes: the binned plan falls back to the SQL plan's union of both."""
+    daily = con.create_table(
+        "empty_daily",
+        pa.table({"customer_id": ["a"], "day": [20_000], "x": [1.5], "n": [2]}),
+        temp=True,
+    )
+    spine = con.create_table(
+        "empty_spine",
+        pa.table({"customer_id": pa.array([], pa.string()), "cutoff": pa.array([], pa.date32())}),
+        temp=True,
+    )
+    lookups = [
+        pointintime.Lookup("a_", daily, {"x": pointintime.Agg("x", "sum", pointintime.Window(7))}),
+        pointintime.Lookup("b_", daily, {"n": pointintime.Agg("n", "sum")}),
+    ]
+    found = {
+        m: collect(pointintime.history(spine, *lookups, method=m)) for m in ("binned", "running")
+    }
+    assert found["binned"].empty
+    assert found["binned"].dtypes.to_dict() == found["running"].dtypes.to_dict()

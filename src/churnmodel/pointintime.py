@@ -197,9 +197,10 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -
         )
         for lookup in lookups
     ]
-    if method == "binned":
-        at_edges = _binned_at_edges(keyed, lookups, looked_up, edges)
-    elif method == "direct":
+    binned = _binned_at_edges(keyed, lookups, looked_up, edges) if method == "binned" else None
+    if binned is not None:
+        at_edges = binned
+    elif method in ("direct", "binned"):  # binned without probes: the typed empty table
         at_edges = _direct(keyed, ibis.union(*rows), looked_up)
     else:
         at_edges = _running_at_edges(keyed, rows, looked_up, edges, nothing)
@@ -287,7 +288,7 @@ def _binned_at_edges(
     lookups: Sequence[Lookup],
     looked_up: list[tuple[str, Reduction, int]],
     edges: list[int],
-) -> ibis.Table:
+) -> ibis.Table | None:
     """The values `_running_at_edges` reads at its probes, summed in numpy by bins of days.
 
     The distinct probe days (each cutoff minus each edge: a few dozen for
@@ -299,14 +300,12 @@ def _binned_at_edges(
     are exact; float measures are summed as the billionths DuckDB's cast to
     DECIMAL(38, 9) gives, in two int64 limbs, and handed back as that
     DECIMAL: the result does not depend on the order in which the engine
-    returns rows, and equals the SQL plans' to the last digit.
+    returns rows, and equals the SQL plans' to the last digit. None when there
+    is no probe to read.
     """
     probes = keyed.to_pyarrow()
-    if probes.num_rows == 0:  # nothing to read: the SQL plan gives the typed empty table
-        rows = [
-            lookup.daily.select("customer_id", "day", **_measures(lookup)) for lookup in lookups
-        ]
-        return _direct(keyed, ibis.union(*rows), looked_up)
+    if probes.num_rows == 0:
+        return None
     encoded = probes["customer_id"].combine_chunks().dictionary_encode()
     cutoff = probes["cutoff_day"].to_numpy().astype(np.int64)
     probe_days = np.unique(cutoff[:, None] - np.asarray(edges, dtype=np.int64))
