@@ -98,9 +98,10 @@ def run_study(
     learn, judged = frame[~held], frame[held].reset_index(drop=True)
     log.info("uplift: learning from %d sends, judging on %d (%s)", len(learn), len(judged), name)
     model, fitted = fit_uplift(learn, matrix.feature_names, seed=seed)
+    churn_by_arm, uplift = model.churn_by_arm(judged), model.uplift(judged)
     risk = np.empty(len(frame))  # churn without contact, each row by a model that did not see it
     risk[~held] = fitted.outcome[CONTROL].to_numpy()
-    risk[held] = model.churn_without_contact(judged)
+    risk[held] = churn_by_arm[CONTROL].to_numpy()
     findings = assignment_findings(frame, risk)
     for finding in findings:
         log.warning(finding)
@@ -108,23 +109,20 @@ def run_study(
     value = learn["value_12m"].mean()
     average = max(model.offers, key=lambda k: fitted.pseudo[k].mean() * value - costs.get(k, 0.0))
     budget = max(1, round(budget_share * len(judged)))
-    offers = _policies(model, judged, costs, average, budget, seed)
-    shares, churn_by_arm = assignment_shares(judged), model.churn_by_arm(judged)
-    terms = {
-        policy: ev.policy_terms(ev.Policy(policy, offer), judged, shares, costs, churn_by_arm)
-        for policy, offer in offers.items()
-    }
+    offers = _policies(judged, uplift, risk[held], costs, average, budget, seed)
+    shares = assignment_shares(judged)
+    chosen = [ev.Policy(policy, offer) for policy, offer in offers.items()]
+    terms = {p.name: ev.policy_terms(p, judged, shares, costs, churn_by_arm) for p in chosen}
     gains = {policy: values - terms["nobody"] for policy, values in terms.items()}
     policies = pd.DataFrame(
         {
-            "contacts": [int((offer != CONTROL).sum()) for offer in offers.values()],
+            "contacts": [p.contacts for p in chosen],
             "value_per_send": [float(values.mean()) for values in terms.values()],
             "gain_per_send": [float(gain.mean()) for gain in gains.values()],
             "gain_se": [_standard_error(gain) for gain in gains.values()],
         },
         index=list(offers),
     )
-    uplift = model.uplift(judged)
     qini, curves = {}, {}
     for offer in model.offers:
         rows_of = judged["treatment"].isin([CONTROL, offer]).to_numpy()
@@ -194,17 +192,21 @@ def _held_out(frame: pd.DataFrame, seed: int) -> tuple[np.ndarray, str]:
 
 
 def _policies(
-    model: UpliftModel,
     judged: pd.DataFrame,
+    uplift: pd.DataFrame,
+    risk: np.ndarray,
     costs: dict[str, float],
     average: str,
     budget: int,
     seed: int,
 ) -> dict[str, np.ndarray]:
-    """The offer each policy gives each judged send (`CONTROL`: no contact)."""
+    """The offer each policy gives each judged send (`CONTROL`: no contact).
+
+    `uplift` per offer and `risk` (churn without contact) are the learner's,
+    for these sends.
+    """
     value = judged["value_12m"].to_numpy(np.float64)
-    offer, saved = ev.best_offers(model.uplift(judged), value, costs)
-    risk = model.churn_without_contact(judged)
+    offer, saved = ev.best_offers(uplift, value, costs)
     none = np.full(len(judged), CONTROL, dtype=object)
 
     def top(score: np.ndarray, give: np.ndarray | str, size: int = budget) -> np.ndarray:
