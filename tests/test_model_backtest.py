@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from churnmodel.config import ModelConfig
 from churnmodel.errors import CutoffError
+from churnmodel.model import linear
 from churnmodel.model.backtest import (
     _mean_curve,
     backtest_rows,
@@ -203,7 +204,9 @@ def test_same_data_and_seed_give_the_same_model() -> None:
     )
 
 
-def test_linear_scorer_is_scikit_learns_logistic_regression_as_numbers() -> None:
+def test_linear_scorer_is_scikit_learns_logistic_regression_as_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     frame = _frame(seed=1, customers=200)
     features = frame[NAMES]
     scorer = LinearScorer.fit(features, frame["label"], c=0.5, log=False)
@@ -217,8 +220,17 @@ def test_linear_scorer_is_scikit_learns_logistic_regression_as_numbers() -> None
         ]
         + [(features["plan"] == level).to_numpy(float) for level in ("a", "b")]
     )
-    reference = LogisticRegression(C=0.5, max_iter=2000).fit(design, frame["label"])
-    assert scorer.raw_score(features) == pytest.approx(reference.decision_function(design))
+    # the optimum itself (L-BFGS run to a tight tolerance), whichever solver the scorer uses
+    reference = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(design, frame["label"])
+    assert scorer.raw_score(features) == pytest.approx(
+        reference.decision_function(design), abs=1e-6
+    )
+    # a column without gaps has no missing flag to learn: left out of the fit, weight 0
+    assert {p.missing_weight for p in scorer.numeric.values()} == {0.0}
+    # a design too wide for Newton steps goes to L-BFGS, which stops at a looser tolerance
+    monkeypatch.setattr(linear, "NEWTON_MAX_COLUMNS", 0)
+    wide = LinearScorer.fit(features, frame["label"], c=0.5, log=False)
+    assert wide.raw_score(features) == pytest.approx(scorer.raw_score(features), abs=1e-2)
     # contributions add up to the score, measured from the average training row
     total = scorer.contributions(features).sum(axis=1) + scorer.expected()
     assert total.to_numpy() == pytest.approx(scorer.raw_score(features))
