@@ -10,6 +10,7 @@ then finds and what the next run cleans up.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -216,6 +217,23 @@ def test_a_set_keeps_the_folder_itself_its_mode_and_its_other_files(tmp_path) ->
     assert stat.S_IMODE(real.stat().st_mode) == 0o2770
     assert (real / "notes.xlsx").read_text() == "mine"
     assert (real / "monitor").stat().st_ino == inode  # a nested output folder is never touched
+
+
+def test_a_set_retires_the_files_of_an_older_run_it_does_not_write(tmp_path) -> None:
+    """An old contact list must not stay beside a new outreach list: gone with the commit."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in ("contacts.csv", "notes.xlsx"):
+        (folder / name).write_text("old")
+    with _io.file_set(folder, retire=("contacts.csv", "contacts.parquet", "list.csv")) as staging:
+        (staging / "list.csv").write_text("new list")  # a name the set writes is not retired
+    assert _visible(folder) == {"list.csv": "new list", "notes.xlsx": "old"}
+    # a commit that a killed run left unfinished retires them when the next touch finishes it
+    (folder / "contacts.csv").write_text("old")
+    journal = {"staging": "set-gone", "entries": [], "retired": ["contacts.csv"]}
+    (folder / _io.SET_JOURNAL).write_text(json.dumps(journal))
+    _io.finish_set(folder)
+    assert _visible(folder) == {"list.csv": "new list", "notes.xlsx": "old"}
 
 
 @pytest.mark.parametrize("kind", ["symlink", "file", "working folder", "its parent"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from churnmodel.cli import app
+from churnmodel.config import RunConfig
 from churnmodel.data.simulate import SimulatedData
 from churnmodel.data.simulated_campaigns import OFFERS
+from churnmodel.errors import ModelError
+from churnmodel.uplift.bundle import bundle_of, load_uplift_bundle, save_uplift_bundle
 from churnmodel.uplift.matrix import CampaignMatrix
 from churnmodel.uplift.study import UpliftStudy, assignment_findings, offer_costs, run_study
 from tests.test_uplift import SENDS, campaign_data
@@ -42,6 +46,8 @@ def test_the_policies_share_one_budget_and_are_measured_from_no_contact() -> Non
     assert (policies.loc[["risk", "risk x value", "random"], "contacts"] == study.budget).all()
     assert policies.loc["nobody", "contacts"] == 0
     assert policies.loc["nobody", "gain_per_send"] == 0
+    assert policies.loc["nobody", "expected_gain_per_send"] == 0
+    assert policies.loc["uplift", "expected_gain_per_send"] > 0  # it only contacts rows that pay
     gains = policies["value_per_send"] - policies.loc["nobody", "value_per_send"]
     np.testing.assert_allclose(policies["gain_per_send"], gains)
 
@@ -62,13 +68,46 @@ def test_the_estimated_gains_agree_with_the_true_effects() -> None:
         # measured on this seed: within 1.5 standard errors except random (2.8: its offer,
         # the call, happened to keep 3.4 points of churn on these sends, 1.7 expected)
         assert abs(row["gain_per_send"] - true_gain) < 4 * max(row["gain_se"], 1e-9), policy
-    assert study.uplift_wins and study.winner == "uplift"  # true: 74.9k against 54.2k and 57.4k
+    assert study.uplift_wins and study.winner == "uplift"  # true: 81.5k against 54.2k and 57.4k
 
 
 def test_qini_per_offer_is_positive_on_the_held_out_sends() -> None:
     _, _, study = simulated()
     assert set(study.qini) == set(OFFERS)
     assert all(q > 0 for q in study.qini.values())
+
+
+def test_the_saved_uplift_model_predicts_what_the_study_fitted(tmp_path: Path) -> None:
+    _, matrix, study = simulated()
+    folder = save_uplift_bundle(bundle_of(study, matrix.specs, RunConfig()), tmp_path / "model")
+    loaded = load_uplift_bundle(folder)
+    rows = matrix.frame.head(500)
+    pd.testing.assert_frame_equal(loaded.model.uplift(rows), study.model.uplift(rows))
+    pd.testing.assert_frame_equal(loaded.model.churn_by_arm(rows), study.model.churn_by_arm(rows))
+    found = (loaded.winner, loaded.best_on_average, loaded.costs, loaded.specs)
+    assert found == (study.winner, study.best_on_average, study.costs, matrix.specs)
+    (folder / "effect_0.txt").write_text("tree\n")  # damaged or edited after saving
+    with pytest.raises(ModelError, match=r"effect_0\.txt expected sha256"):
+        load_uplift_bundle(folder)
+
+
+def test_a_saved_uplift_model_is_signed_and_checked_like_the_churn_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, matrix, study = simulated()
+    bundle = bundle_of(study, matrix.specs, RunConfig())
+    monkeypatch.setenv("CHURNMODEL_BUNDLE_KEY", "team secret")
+    folder = save_uplift_bundle(bundle, tmp_path / "signed")
+    assert load_uplift_bundle(folder).winner == study.winner
+    monkeypatch.setenv("CHURNMODEL_BUNDLE_KEY", "another secret")
+    with pytest.raises(ModelError, match=r"^uplift model .*signature that does not match"):
+        load_uplift_bundle(folder)
+    monkeypatch.delenv("CHURNMODEL_BUNDLE_KEY")
+    costless = dataclasses.replace(bundle, costs={"call": 40.0})  # saved consistently, but wrong
+    with pytest.raises(ModelError, match=r"uplift\.json does not fit together: costs for"):
+        load_uplift_bundle(save_uplift_bundle(costless, tmp_path / "costless"))
+    with pytest.raises(ModelError, match=r"no saved uplift model here.*train-uplift"):
+        load_uplift_bundle(tmp_path)
 
 
 def test_costs_default_to_zero_when_sends_carry_none() -> None:
@@ -86,12 +125,15 @@ def test_train_uplift_writes_the_study_and_logs_it(tmp_path: Path) -> None:
     config.write_text(
         "[data]\n"
         + "".join(f'{name} = "{folder / name}.parquet"\n' for name in data.as_tables())
+        + "max_matrix_rows = 30000\n"  # a quick churn model for the scoring below
+        + "[model]\nn_estimators = 60\n"
         + f'[mlflow]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n'
         + f'export_dir = "{tmp_path / "models"}"\n'
     )
     out = tmp_path / "uplift"
     result = CliRunner().invoke(app, ["train-uplift", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert (out / "model" / "MANIFEST.json").is_file()
     assert "uplift" in result.output and "risk x value" in result.output
     policies = pd.read_csv(out / "policies.csv")
     assert policies["policy"].tolist() == ["uplift", "risk", "risk x value", "random", "nobody"]
@@ -106,6 +148,40 @@ def test_train_uplift_writes_the_study_and_logs_it(tmp_path: Path) -> None:
     assert run["metrics.policy_uplift_gain_per_send"] == pytest.approx(
         policies.set_index("policy").loc["uplift", "gain_per_send"]
     )
+    _score_with_a_budget(config, out, tmp_path / "scored")
+
+
+def _score_with_a_budget(config: Path, uplift: Path, scored: Path) -> None:
+    """`score --uplift --budget`: the budgeted list by expected saved value, in the report too."""
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--config", str(config)])
+    assert trained.exit_code == 0, trained.output
+    args = ["score", "--config", str(config), "--out", str(scored), "--uplift", str(uplift)]
+    result = runner.invoke(app, [*args, "--budget", "300"])
+    assert result.exit_code == 0, result.output
+    contacts = pd.read_csv(scored / "contacts.csv")
+    outreach = pd.read_parquet(scored / "outreach.parquet")
+    assert 0 < len(contacts) <= 300
+    assert contacts["contact_rank"].tolist() == list(range(1, len(contacts) + 1))
+    assert contacts["expected_saved_value"].is_monotonic_decreasing  # uplift won its study
+    assert (contacts["expected_saved_value"] > 0).all()
+    assert set(contacts["best_offer"]) <= set(OFFERS)
+    assert set(contacts["customer_id"]) <= set(outreach["customer_id"])
+    assert (contacts["reason_1"].fillna("") != "").all()  # every contact is explained
+    report = (scored / "report.html").read_text()
+    assert "Budgeted contacts" in report and 'alt="expected profit by list size"' in report
+    assert f"{len(contacts):,}" in result.output
+    spent = runner.invoke(app, [*args, "--budget-money", "2000"])
+    assert spent.exit_code == 0, spent.output
+    bought = pd.read_csv(scored / "contacts.csv")
+    assert len(bought) > 0 and bought["offer_cost"].sum() <= 2000
+    assert bought["offer_cost"].sum() + 40 > 2000 or len(bought) == len(contacts)  # it fills up
+    money = runner.invoke(app, [*args[:-2], "--budget-money", "100"])
+    assert money.exit_code != 0 and "--uplift" in money.output
+    assert "Traceback" not in money.output
+    plain = runner.invoke(app, args[:-2])  # no budget: the older contact list must go
+    assert plain.exit_code == 0, plain.output
+    assert not (scored / "contacts.csv").exists() and not (scored / "contacts.parquet").exists()
 
 
 def test_train_uplift_without_campaigns_says_what_is_missing(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import socket
 import sys
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -85,7 +85,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def file_set(folder: Path) -> Iterator[Path]:
+def file_set(folder: Path, retire: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a staging folder inside `folder`; what it holds replaces `folder`'s entries together.
 
     For output folders the user names (`--out`): the folder itself is never
@@ -96,7 +96,10 @@ def file_set(folder: Path) -> Iterator[Path]:
     place, microseconds apart. A run killed before the journal leaves the
     old set; one killed after it is finished by the next writer or reader
     (`finish_set`), so readers that go through churnmodel never see a mix.
-    Writers of one folder take turns (a lock file in it).
+    Writers of one folder take turns (a lock file in it). `retire` names
+    files of an earlier set that this one does not write: they are
+    removed in the same commit, so no file of an older run stays beside
+    the new set (an old contact list beside a new outreach list).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -104,7 +107,7 @@ def file_set(folder: Path) -> Iterator[Path]:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with _set_writer(folder) as staging:
+        with _set_writer(folder, retire) as staging:
             yield staging
     except BaseException:
         if created:  # a run that wrote nothing leaves no folder behind either
@@ -115,7 +118,7 @@ def file_set(folder: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def _set_writer(folder: Path) -> Iterator[Path]:
+def _set_writer(folder: Path, retire: Sequence[str] = ()) -> Iterator[Path]:
     """The staging, journal and renames of `file_set`, under the folder's lock."""
     with file_lock(folder / SET_LOCK):
         finish_set(folder)
@@ -124,7 +127,8 @@ def _set_writer(folder: Path) -> Iterator[Path]:
         try:
             yield staging
             entries = sorted(p.name for p in staging.iterdir() if p.name != LIVE)
-            journal = {"staging": staging.name, "entries": entries}
+            retired = sorted(Path(n).name for n in retire if Path(n).name not in entries)
+            journal = {"staging": staging.name, "entries": entries, "retired": retired}
             write_text(json.dumps(journal) + "\n", folder / SET_JOURNAL)
             committed = True  # from here on the new set wins, even if renaming fails now
             finish_set(folder)
@@ -172,6 +176,8 @@ def finish_set(folder: Path) -> None:
                         swap_in(source, folder / source.name)
                     elif source.exists():
                         os.replace(source, folder / source.name)
+            for name in committed.get("retired", []):  # a journal from before: none
+                (folder / Path(name).name).unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
         journal.unlink(missing_ok=True)
     clear_debris(folder / "set")

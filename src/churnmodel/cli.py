@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from churnmodel import __version__
@@ -546,10 +547,11 @@ def _print_uplift_summary(run: UpliftRun) -> None:
         "contacts",
         "value per send",
         "gain per send (95 % interval)",
-        title=f"Targeting on the held-out campaign {study.held_out} "
+        title=f"Targeting on the held-out campaign {escape(study.held_out)} "
         f"({study.sends_judged:,} sends; learned from {study.sends_learned:,})",
         caption="doubly robust estimates on the randomised sends: value kept minus offer costs; "
-        f"gain: over no contact; risk, risk x value and random send {study.best_on_average!r}",
+        f"gain: over no contact; risk, risk x value and random send "
+        f"{escape(repr(study.best_on_average))}",
     )
     for policy, row in study.policies.iterrows():
         margin = 1.96 * row["gain_se"]
@@ -562,7 +564,7 @@ def _print_uplift_summary(run: UpliftRun) -> None:
         )
     out.print(table)
     qini = ", ".join(f"{offer} {q:+.4f}" for offer, q in study.qini.items())
-    out.print(f"Qini coefficient per offer: {qini}")
+    out.print(f"Qini coefficient per offer: {escape(qini)}")
     if study.uplift_wins:
         out.print(
             "[bold green]uplift targeting beat both risk rankings[/] on the held-out campaign"
@@ -685,6 +687,21 @@ def score_command(
     top: Annotated[
         int, typer.Option(min=1, help="With --engine spark: rows in outreach_top.csv.")
     ] = 1_000,
+    budget: Annotated[
+        int | None,
+        typer.Option(min=0, help="Contacts the team can make: writes contacts.csv, best first."),
+    ] = None,
+    budget_money: Annotated[
+        float | None,
+        typer.Option(min=0, help="Money for offers (needs --uplift, whose costs it knows)."),
+    ] = None,
+    uplift: Annotated[
+        Path | None,
+        typer.Option(
+            help="The uplift model (train-uplift's --out folder): rank contacts by the value "
+            "a contact is expected to keep, with each customer's best offer."
+        ),
+    ] = None,
 ) -> None:
     """Score every eligible customer and write the outreach list, not-scored list and report.
 
@@ -692,19 +709,40 @@ def score_command(
     report.html. Spark writes outreach/ (parquet by risk tier), winback/ and
     not_scored/ without collecting the list, plus outreach_top.csv (first
     --top rows), report.html and summary.json.
+
+    With --budget, --budget-money or --uplift, also contacts.parquet/.csv:
+    whom to contact, best first, within the budget. With an uplift model the
+    ranking is the one its study found best (expected saved value, or risk,
+    or risk x value), each row with its offer, and the list stops where the
+    expected profit does; without one, risk x value. See docs/uplift.md.
     """
+    from churnmodel.uplift.targeting import Budget
     from churnmodel.workflows import score, score_on_spark, write_score_outputs
 
     run_config = _run_config(config, engine, spark_master)
+    targeted = budget is not None or budget_money is not None or uplift is not None
+    if targeted and run_config.data.engine == "spark":
+        raise ConfigError(
+            "--budget, --budget-money and --uplift: not available with the Spark engine yet; "
+            "score with DuckDB for a budgeted contact list"
+        )
     _output_folder(out_dir)
     date = as_of.date() if as_of else None
+    plan = Budget(budget, budget_money) if targeted else None
     with console.status("starting") as status:
         if run_config.data.engine == "spark":
             spark_run = score_on_spark(
                 run_config, out_dir, model, date, top, progress=lambda msg: status.update(msg)
             )
         else:
-            run = score(run_config, model, date, progress=lambda msg: status.update(msg))
+            run = score(
+                run_config,
+                model,
+                date,
+                progress=lambda msg: status.update(msg),
+                budget=plan,
+                uplift=uplift,
+            )
             status.update(f"writing {out_dir}")
             paths = write_score_outputs(run, out_dir, run_config.outreach)
     if run_config.data.engine == "spark":
@@ -977,6 +1015,21 @@ def _print_score_summary(run: ScoreRun, paths: dict[str, Path]) -> None:
     title = f"outreach list as of {run.scores.as_of}, model {run.model}"
     tiers = tier_summary(run.outreach)
     _print_list_summary(title, tiers, run.counts(), run.scores.unseen_categories, paths)
+    targeting = run.targeting
+    if targeting is not None:
+        contacts = targeting.contacts
+        line = f"contacts.csv: {targeting.size:,} customers to contact ({escape(targeting.why)})"
+        if targeting.profit is not None:
+            saved = contacts["expected_saved_value"].sum()
+            line += f"; expected saved value after offer costs {saved:,.2f}"
+        if targeting.in_vain is not None:
+            line += (
+                f"; {targeting.in_vain:.0%} of as many customers ranked by risk alone are "
+                "not expected to pay"
+            )
+        out.print(line)
+        if targeting.check:
+            out.print(escape(targeting.check))
 
 
 def _print_spark_summary(run: SparkScores) -> None:

@@ -50,7 +50,9 @@ from churnmodel.monitoring import (
     trained_auc,
 )
 from churnmodel.outreach import build_outreach, write_outreach
+from churnmodel.outreach.build import REASON_COLUMNS, explain_rows
 from churnmodel.outreach.export import read_outreach
+from churnmodel.outreach.people import write_people_csv
 from churnmodel.outreach.reasons import risk_reference
 from churnmodel.outreach.report import render_report, report_data
 from churnmodel.registry.bundle import ModelBundle, save_bundle
@@ -70,6 +72,8 @@ from churnmodel.scoring import (
     setting_differences,
 )
 from churnmodel.timeline import build_spine, training_cutoffs
+from churnmodel.uplift.bundle import UPLIFT_MODEL_FOLDER, UpliftBundle, load_uplift_bundle
+from churnmodel.uplift.targeting import Budget, Targeting, plan_contacts, require_costs
 
 log = logging.getLogger(__name__)
 
@@ -563,6 +567,7 @@ class ScoreRun:
     outreach: pd.DataFrame
     model: str
     findings: tuple[str, ...] = ()  # the data-quality warnings of this run
+    targeting: Targeting | None = None  # the budgeted contact list, when one was asked for
 
     def counts(self) -> dict[str, int]:
         """Scored and not-scored customers by reason; they add up to `input customers`."""
@@ -579,14 +584,20 @@ def score(
     as_of: dt.date | None = None,
     sources: Mapping[str, Source] | None = None,
     progress: Progress | None = None,
+    budget: Budget | None = None,
+    uplift: Path | None = None,
 ) -> ScoreRun:
     """Score every customer eligible at `as_of` and build the outreach list.
 
     `model` defaults to the registered champion. The config's feature and
-    label settings must match the model's (checked before any work).
+    label settings must match the model's (checked before any work). With
+    a `budget` or an `uplift` model (a `train-uplift` folder), the run also
+    plans the budgeted contact list (`uplift.targeting`).
     """
     step = progress or (lambda _: None)
+    require_costs(budget or Budget(), has_model=uplift is not None)
     bundle, label = _scoring_model(config, model, step)
+    uplift_bundle = load_uplift_bundle(_uplift_folder(uplift)) if uplift is not None else None
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
@@ -597,7 +608,92 @@ def score(
         raise nothing_eligible(as_of, scores.not_scored_counts())
     step("ranking and explaining the riskiest customers")
     outreach = build_outreach(scores, bundle, config.outreach, label)
-    return ScoreRun(scores, outreach, label, findings)
+    if budget is None and uplift_bundle is None:
+        return ScoreRun(scores, outreach, label, findings)
+    targeting, notes = _plan_targeting(
+        tables, scores, outreach, budget or Budget(), uplift_bundle, step
+    )
+    contacts, unexplained = _with_reasons(
+        targeting.contacts, outreach, scores, bundle, config.outreach
+    )
+    targeting = dataclasses.replace(targeting, contacts=contacts)
+    return ScoreRun(scores, outreach, label, (*findings, *notes, *unexplained), targeting)
+
+
+def _uplift_folder(path: Path) -> Path:
+    """The uplift model inside what a user may point at: its folder, or train-uplift's --out."""
+    inner = Path(path) / UPLIFT_MODEL_FOLDER
+    return inner if (inner / "MANIFEST.json").is_file() else Path(path)
+
+
+def _plan_targeting(
+    tables: ValidatedTables,
+    scores: Scores,
+    outreach: pd.DataFrame,
+    budget: Budget,
+    bundle: UpliftBundle | None,
+    step: Progress,
+) -> tuple[Targeting, tuple[str, ...]]:
+    """The budgeted list, and a note for every scored customer the uplift model cannot rank."""
+    from churnmodel.uplift.scoring import predicted_uplift
+
+    scored = outreach[["customer_id", "churn_probability", "value_12m"]]
+    if bundle is None:
+        step("planning the contacts by risk x value (no uplift model)")
+        return plan_contacts(scored, budget), ()
+    step("uplift of every scored customer")
+    effects = predicted_uplift(tables, bundle, scored["customer_id"], scores.as_of, step)
+    known = scored["customer_id"].astype(str).isin(effects.index).to_numpy()
+    notes: tuple[str, ...] = ()
+    if not known.all():
+        notes = (
+            f"uplift model: {int((~known).sum()):,} scored customer(s) are not eligible under its "
+            f"label settings at {scores.as_of}, so it has no uplift for them: not on the contact "
+            "list",
+        )
+        log.warning(notes[0])
+    scored = scored[known]
+    effects = effects.reindex(scored["customer_id"].astype(str)).set_axis(scored.index)
+    step("planning the contacts")
+    return plan_contacts(scored, budget, bundle, effects), notes
+
+
+def _with_reasons(
+    contacts: pd.DataFrame,
+    outreach: pd.DataFrame,
+    scores: Scores,
+    bundle: ModelBundle,
+    config: OutreachConfig,
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The contact list with each customer's risk tier, reasons and action, and a note.
+
+    A contact outside the tiers that got reasons (uplift can pick a low-risk
+    customer) is explained here, so every contacted row has them, up to
+    `max_reason_rows` such rows (the first contacts); the note says how many
+    are left without.
+    """
+    shown = ["risk_tier", *REASON_COLUMNS]
+    known = outreach.set_index("customer_id")
+    joined = contacts.join(known[[*shown, "has_reasons"]], on="customer_id")
+    missing = ~joined["has_reasons"].fillna(False).astype(bool)
+    notes: tuple[str, ...] = ()
+    if missing.sum() > config.max_reason_rows:
+        notes = (
+            f"contact list: {int(missing.sum()) - config.max_reason_rows:,} of "
+            f"{int(missing.sum()):,} contacts outside the tiers with reasons have none "
+            f"(outreach.max_reason_rows is {config.max_reason_rows:,})",
+        )
+        log.warning(notes[0])
+        missing &= missing.cumsum() <= config.max_reason_rows
+    if missing.any():
+        frame = scores.frame
+        rows = frame.index[frame["customer_id"].isin(joined.loc[missing, "customer_id"])]
+        explained = explain_rows(frame.loc[rows], bundle, config)
+        explained.index = frame.loc[rows, "customer_id"].to_numpy()
+        for column in REASON_COLUMNS:
+            values = joined.loc[missing, "customer_id"].map(explained[column])
+            joined.loc[missing, column] = values.to_numpy()
+    return joined[[*contacts.columns, *shown]], notes
 
 
 def score_on_spark(
@@ -622,7 +718,7 @@ def score_on_spark(
     as_of = as_of or default_as_of(tables)
     findings = check_scoring_data(tables, bundle)
     step(f"computing features, scores and the list as of {as_of} on Spark")
-    with file_set(out_dir) as staging:  # one set, as `write_score_outputs`
+    with file_set(out_dir, retire=CONTACT_FILES) as staging:  # one set, as `write_score_outputs`
         run = spark_scoring.score_on_spark(
             tables, bundle, as_of, config.outreach, label, staging, top, findings
         )
@@ -813,6 +909,10 @@ def compute_kpis(
     return KpiRun(table, cohort_retention(tables, config.label), config.kpi.period, periods)
 
 
+CONTACT_FILES = ("contacts.parquet", "contacts.csv")
+"""The budgeted contact list, written by a scoring run with a budget or an uplift model."""
+
+
 def write_score_outputs(
     run: ScoreRun, out_dir: Path, files: OutreachConfig | None = None
 ) -> dict[str, Path]:
@@ -821,16 +921,19 @@ def write_score_outputs(
     They are written as one set (`file_set`), so the list, the customers
     not scored and the report always come from the same run, even if the
     job is killed while writing. Other files in `out_dir` are kept. `files` (the config's
-    `[outreach]`) sets the csv style and header words.
+    `[outreach]`) sets the csv style and header words. A run with a
+    budgeted list adds contacts.parquet and contacts.csv.
     """
     files = files or OutreachConfig()
     data = report_data(run.outreach)
     unseen = run.scores.unseen_categories
-    report = render_report(data, run.counts(), run.model, unseen, files.currency, run.findings)
+    report = render_report(
+        data, run.counts(), run.model, unseen, files.currency, run.findings, run.targeting
+    )
     winback = run.scores.winback
     if winback is None:
         winback = pd.DataFrame({"customer_id": pd.Series([], dtype="object")})
-    with file_set(out_dir) as staging:
+    with file_set(out_dir, retire=CONTACT_FILES) as staging:
         written = write_outreach(
             run.outreach,
             run.scores.not_scored,
@@ -840,4 +943,10 @@ def write_score_outputs(
             files.csv_style,
             files.headers,
         )
+        if run.targeting is not None:  # else an older run's contact list is retired
+            contacts = run.targeting.contacts
+            parquet, csv = (staging / name for name in CONTACT_FILES)
+            write_parquet(contacts, parquet)
+            written[parquet.name] = parquet
+            written[csv.name] = write_people_csv(contacts, csv, files.csv_style, files.headers)
     return {name: Path(out_dir) / path.name for name, path in written.items()}

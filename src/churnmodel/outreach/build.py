@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 TIERS = ("high", "medium", "low")
 SEGMENTS = ("new", "high-value", "at-risk", "regular")
 REASONS = 3
+REASON_COLUMNS = (*(f"reason_{i}" for i in range(1, REASONS + 1)), "action")
+"""What `explain_rows` gives each explained row."""
 COLUMNS = [
     "customer_id",
     "as_of",

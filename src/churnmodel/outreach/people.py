@@ -55,6 +55,11 @@ HEADER_WORDS: dict[str, dict[str, str]] = {
         "value_last_12m": "Value last 12 months",
         "value_lifetime": "Lifetime value",
         "purchases": "Purchases",
+        "contact_rank": "Contact order",
+        "best_offer": "Best offer",
+        "expected_saved_value": "Expected saved value",
+        "uplift": "Churn probability lowered by the offer",
+        "offer_cost": "Offer cost",
     },
     "de": {
         "customer_id": "Kunden-ID",
@@ -77,6 +82,11 @@ HEADER_WORDS: dict[str, dict[str, str]] = {
         "value_last_12m": "Wert letzte 12 Monate",
         "value_lifetime": "Wert gesamt",
         "purchases": "Käufe",
+        "contact_rank": "Kontaktreihenfolge",
+        "best_offer": "Bestes Angebot",
+        "expected_saved_value": "Erwarteter geretteter Wert",
+        "uplift": "Senkung der Abwanderungswahrscheinlichkeit durch das Angebot",
+        "offer_cost": "Angebotskosten",
     },
 }
 """Header words per language; a column without an entry keeps its name."""
@@ -86,6 +96,9 @@ NUMBER_FORMATS = {
     "value_12m": "#,##0.00",
     "value_at_risk": "#,##0.00",
     "health_score": "0",
+    "expected_saved_value": "#,##0.00",
+    "uplift": "0.000",
+    "offer_cost": "#,##0.00",
 }
 
 

@@ -12,12 +12,17 @@ import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from churnmodel._html import compact_axis, decimals, image, money, page, table
 from churnmodel.outreach.build import SEGMENTS, TIERS, tier_summary
+
+if TYPE_CHECKING:
+    from churnmodel.uplift.targeting import Targeting
 
 TIER_COLORS = {"high": "#d62728", "medium": "#ff7f0e", "low": "#2ca02c"}
 TOP_ROWS = 25
@@ -104,11 +109,14 @@ def render_report(
     unseen: Mapping[str, int],
     currency: str = "",
     findings: Sequence[str] = (),
+    targeting: Targeting | None = None,
 ) -> str:
     """The report as one HTML string; `counts` is what happened to every input customer.
 
     `findings` are the data-quality warnings of the run, listed at the end
     so that whoever acts on the list can see what the data looked like.
+    `targeting`, the budgeted contact list, comes first when there is one:
+    it is what the team works through.
     """
     cash = money(currency)
     parts = [
@@ -116,6 +124,7 @@ def render_report(
         f'<p class="sub">model {html.escape(model)}; {data.scored:,} customers scored; '
         f"reasons and an action for the {data.with_reasons:,} rows of the contacted tiers "
         "(column has_reasons)</p>",
+        *(_contacts_section(targeting, currency) if targeting is not None else []),
         LEGEND,
         "<h2>Customers</h2>",
         table(
@@ -147,6 +156,87 @@ def render_report(
         notes = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
         parts.append(f"<h2>Data notes</h2><ul>{notes}</ul>")
     return page(f"Churn outreach {data.as_of}", parts)
+
+
+CONTACT_WORDS = {
+    "contact_rank": "#",
+    "customer_id": "Customer",
+    "best_offer": "Offer",
+    "expected_saved_value": "Expected saved value",
+    "uplift": "Churn probability lowered",
+    "churn_probability": "Churn probability",
+    "risk_tier": "Risk tier",
+    "reason_1": "Leading reason",
+}
+
+
+def _contacts_section(targeting: Targeting, currency: str) -> list[str]:
+    """The budgeted list: how it was ranked and cut, what it is expected to keep, its top rows."""
+    cash = money(currency)
+    contacts = targeting.contacts
+    figures = {
+        "budget": targeting.budget.describe(currency),
+        "customers to contact": f"{len(contacts):,}",
+    }
+    if targeting.profit is not None:
+        offers = contacts["best_offer"].value_counts().sort_index()
+        figures |= {
+            "expected saved value, after offer costs": cash(contacts["expected_saved_value"].sum()),
+            "offer costs": cash(contacts["offer_cost"].sum()),
+            "offers": ", ".join(f"{k} {n:,}" for k, n in offers.items()) or "-",
+        }
+    if targeting.in_vain is not None:
+        figures["of as many customers ranked by risk alone: not expected to pay"] = (
+            f"{targeting.in_vain:.0%}"
+        )
+    parts = [
+        "<h2>Budgeted contacts (contacts.csv)</h2>",
+        f"<p>{html.escape(targeting.why[:1].upper() + targeting.why[1:])}.</p>",
+        *([f"<p>{html.escape(targeting.check)}.</p>"] if targeting.check else []),
+        table(
+            pd.DataFrame(list(figures.items()), columns=["what", "value"]),
+            {"what": "", "value": ""},
+        ),
+    ]
+    if targeting.profit is not None:
+        parts.append(image(_profit_curve(targeting), "expected profit by list size"))
+    shown = [c for c in CONTACT_WORDS if c in contacts.columns]
+    parts.append(
+        table(
+            contacts[shown].head(TOP_ROWS),
+            CONTACT_WORDS,
+            {
+                "expected_saved_value": cash,
+                "uplift": decimals(3),
+                "churn_probability": decimals(3),
+            },
+        )
+    )
+    return parts
+
+
+def _profit_curve(targeting: Targeting) -> Figure:
+    """Expected profit of the top n by the ranking, with the chosen cut and the budget."""
+    profit = targeting.profit if targeting.profit is not None else np.zeros(1)
+    figure = Figure(figsize=(7, 4))
+    axes = figure.add_subplot()
+    points = np.unique(np.linspace(0, len(profit) - 1, min(len(profit), 2_000)).astype(int))
+    axes.plot(points, profit[points], color="#1f77b4", label=f"ranked by {targeting.ranking}")
+    axes.axvline(targeting.size, color="#d62728", label=f"the list: {targeting.size:,}")
+    if targeting.budget.contacts is not None and targeting.budget.contacts < len(profit) - 1:
+        axes.axvline(
+            targeting.budget.contacts, color="#7f7f7f", linestyle="--", label="contact budget"
+        )
+    axes.axhline(0, color="black", linewidth=0.5)
+    axes.set(
+        title="Expected profit by list size",
+        xlabel="customers contacted, best first",
+        ylabel="value kept minus offer costs",
+    )
+    compact_axis(axes.xaxis)
+    compact_axis(axes.yaxis)
+    axes.legend()
+    return figure
 
 
 def _top(outreach: pd.DataFrame) -> pd.DataFrame:

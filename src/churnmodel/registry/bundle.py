@@ -127,11 +127,25 @@ def save_bundle(
         contents["model.txt"] = model.booster.model_to_string()
     if model.linear is not None:
         contents["linear.json"] = _json(model.linear.to_dict())
+    return write_manifested(directory, contents, FORMAT, code)
+
+
+def write_manifested(
+    directory: Path,
+    contents: Mapping[str, str],
+    version: str,
+    code: Mapping[str, Path] | None = None,
+) -> Path:
+    """Write text files and their MANIFEST.json (format, sha256, signature) atomically.
+
+    Shared by every saved model (the churn bundle, the uplift bundle), so
+    all are checked, and signed with `CHURNMODEL_BUNDLE_KEY`, the same way.
+    """
     with atomic_directory(directory) as tmp:
         for name, text in contents.items():
             (tmp / name).write_text(text)
         manifest: dict[str, Any] = {
-            "format": FORMAT,
+            "format": version,
             "sha256": {n: _sha256(tmp / n) for n in sorted(contents)},
         }
         if code:
@@ -151,31 +165,8 @@ def load_bundle(directory: Path) -> ModelBundle:
     is a `ModelError` naming the file, never a traceback.
     """
     directory = Path(directory)
-    manifest_path = directory / "MANIFEST.json"
-    if not manifest_path.is_file():
-        raise ModelError(f"model bundle {directory}: MANIFEST.json not found; not a model bundle")
-    manifest = _read_json(directory, "MANIFEST.json")
-    version = manifest.get("format") if isinstance(manifest, dict) else None
-    if version not in (FORMAT, FORMAT_V1):
-        raise ModelError(f"model bundle {directory}: expected format {FORMAT}, got {version!r}")
-    listed = manifest.get("sha256")
-    if not isinstance(listed, dict):
-        raise ModelError(f"model bundle {directory}: MANIFEST.json has no sha256 table; damaged")
-    _check_signature(directory, manifest)
-    required = (*COMMON_FILES, *(("model.txt",) if version == FORMAT_V1 else ("model.json",)))
-    for name in sorted({*required, *listed}):
-        path = directory / name
-        if Path(name).name != name:
-            raise ModelError(
-                f"model bundle {directory}: MANIFEST.json lists {name!r}, not a file name"
-            )
-        expected = listed.get(name)
-        actual = _sha256(path) if path.is_file() else "missing"
-        if actual != expected:
-            raise ModelError(
-                f"model bundle {directory}: {name} expected sha256 {expected}, got {actual}; "
-                "the file was changed or damaged after saving"
-            )
+    formats = {FORMAT: (*COMMON_FILES, "model.json"), FORMAT_V1: (*COMMON_FILES, "model.txt")}
+    version = checked_manifest(directory, formats, "model bundle")
     try:
         specs = tuple(FeatureSpec(**s) for s in _read_json(directory, "features.json"))
         config = RunConfig.model_validate_json((directory / "config.json").read_text())
@@ -190,12 +181,47 @@ def load_bundle(directory: Path) -> ModelBundle:
     return ModelBundle(model=model, specs=specs, config=config, training=training)
 
 
+def checked_manifest(directory: Path, formats: Mapping[str, tuple[str, ...]], what: str) -> str:
+    """The format of a folder written by `write_manifested`, once every file checks out.
+
+    `formats` maps each accepted format to the files it cannot do without.
+    Refused, as a `ModelError` naming the file: no manifest, another format,
+    a bad signature, and any listed or required file that is missing or
+    whose sha256 differs (changed or damaged after saving).
+    """
+    manifest_path = directory / "MANIFEST.json"
+    if not manifest_path.is_file():
+        raise ModelError(f"{what} {directory}: MANIFEST.json not found; this is no saved {what}")
+    manifest = _read_json(directory, "MANIFEST.json", what)
+    version = manifest.get("format") if isinstance(manifest, dict) else None
+    if not isinstance(version, str) or version not in formats:
+        raise ModelError(
+            f"{what} {directory}: expected format {next(iter(formats))}, got {version!r}"
+        )
+    listed = manifest.get("sha256")
+    if not isinstance(listed, dict):
+        raise ModelError(f"{what} {directory}: MANIFEST.json has no sha256 table; damaged")
+    _check_signature(directory, manifest, what)
+    for name in sorted({*formats[version], *listed}):
+        path = directory / name
+        if Path(name).name != name:
+            raise ModelError(f"{what} {directory}: MANIFEST.json lists {name!r}, not a file name")
+        expected = listed.get(name)
+        actual = _sha256(path) if path.is_file() else "missing"
+        if actual != expected:
+            raise ModelError(
+                f"{what} {directory}: {name} expected sha256 {expected}, got {actual}; "
+                "the file was changed or damaged after saving"
+            )
+    return version
+
+
 def _signature(manifest: Mapping[str, Any], key: str) -> str:
     body = _json({k: v for k, v in manifest.items() if k != "hmac"}).encode()
     return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _check_signature(directory: Path, manifest: Mapping[str, Any]) -> None:
+def _check_signature(directory: Path, manifest: Mapping[str, Any], what: str) -> None:
     """With `CHURNMODEL_BUNDLE_KEY` set, only a manifest signed with that key is trusted."""
     key = os.environ.get(KEY_VARIABLE)
     if not key:
@@ -204,7 +230,7 @@ def _check_signature(directory: Path, manifest: Mapping[str, Any]) -> None:
     if not isinstance(signed, str) or not hmac.compare_digest(signed, _signature(manifest, key)):
         state = "is not signed" if signed is None else "has a signature that does not match"
         raise ModelError(
-            f"model bundle {directory}: MANIFEST.json {state} with the key in {KEY_VARIABLE}; "
+            f"{what} {directory}: MANIFEST.json {state} with the key in {KEY_VARIABLE}; "
             "it was not saved by a training run holding that key, or it was edited since"
         )
 
@@ -261,11 +287,11 @@ def _pyfunc_flavor(model_folder: Path) -> dict[str, Any]:
     return flavor
 
 
-def _read_json(directory: Path, name: str) -> Any:
+def _read_json(directory: Path, name: str, what: str = "model bundle") -> Any:
     try:
         return json.loads((directory / name).read_text())
     except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ModelError(f"model bundle {directory}: {name} is not valid JSON ({exc})") from exc
+        raise ModelError(f"{what} {directory}: {name} is not valid JSON ({exc})") from exc
 
 
 def _read_model(directory: Path, v1: bool) -> ChurnModel:

@@ -104,7 +104,7 @@ class Policy:
     """Which offer each row gets (`CONTROL`: no contact)."""
 
     name: str
-    offer: npt.NDArray[np.str_]
+    offer: npt.NDArray[np.object_]
 
     @property
     def contacts(self) -> int:
@@ -166,7 +166,7 @@ def _as_given(
     return given, _per_row(shares, offer), cost
 
 
-def _per_row(by_arm: pd.DataFrame, offer: npt.NDArray[np.str_]) -> Array:
+def _per_row(by_arm: pd.DataFrame, offer: npt.NDArray[np.object_]) -> Array:
     """Each row's value in the column of the arm `offer` names for it."""
     columns = by_arm.columns.get_indexer(pd.Index(offer))
     return np.asarray(by_arm.to_numpy(np.float64)[np.arange(len(offer)), columns], np.float64)
@@ -181,7 +181,7 @@ def top_rows(score: Array, budget: int) -> npt.NDArray[np.bool_]:
 
 def best_offers(
     uplift: pd.DataFrame, value: Array, costs: Mapping[str, float]
-) -> tuple[npt.NDArray[np.str_], Array]:
+) -> tuple[npt.NDArray[np.object_], Array]:
     """Per row, the offer with the highest expected saved value, and that value.
 
     Expected saved value of offer ``k``: ``uplift_k x value - cost_k``.
@@ -191,7 +191,8 @@ def best_offers(
         [costs.get(k, 0.0) for k in offers]
     )
     best = np.argmax(saved, axis=1)
-    return np.array(offers)[best], saved[np.arange(len(saved)), best]
+    # object, not fixed-width text: offer names are the data's, kept exactly
+    return np.array(offers, dtype=object)[best], saved[np.arange(len(saved)), best]
 
 
 def profitable_size(expected_saved: Array, budget: int | None = None) -> int:

@@ -81,10 +81,23 @@ class UpliftModel:
     outcomes: dict[str, lgb.Booster]
 
     def uplift(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Per row and offer: the predicted drop in churn probability if contacted with it."""
+        """Per row and offer: the predicted drop in churn probability if contacted with it.
+
+        Kept possible: an offer cannot lower churn by more than the chance of
+        churning without contact, nor raise it above 1, so each effect is
+        clipped to ``[p0 - 1, p0]`` with ``p0`` the control group's outcome
+        model. The effect regressions learn from noisy pseudo-outcomes and,
+        unclipped, promised 28 % of the held-out sends (seed 3) a larger drop
+        than their whole churn risk; ranked by value, those rows took the top
+        of the list.
+        """
         x = features[list(self.feature_names)]
+        without = self.churn_without_contact(features)
         return pd.DataFrame(
-            {k: np.asarray(self.effects[k].predict(x), dtype=np.float64) for k in self.offers},
+            {
+                k: np.clip(np.asarray(self.effects[k].predict(x), np.float64), without - 1, without)
+                for k in self.offers
+            },
             index=features.index,
         )
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
-from churnmodel.config import RunConfig
+from churnmodel.config import FeatureConfig, RunConfig
 from churnmodel.data.validate import ValidatedTables, repeated_keys
 from churnmodel.engine import collect
 from churnmodel.errors import DataContractError
+from churnmodel.features.catalog import FeatureSpec
 from churnmodel.features.matrix import FeatureMatrix, build_feature_matrix, resolved_features
 from churnmodel.outreach.build import value_12m
 from churnmodel.timeline.eligibility import eligible
@@ -39,6 +40,8 @@ class CampaignMatrix:
     frame: pd.DataFrame  # keys, SEND_COLUMNS, label, value_12m, features
     feature_names: list[str]
     left_out: dict[str, int]  # reason -> sends that could not be used
+    specs: tuple[FeatureSpec, ...] = ()  # the feature columns, for the saved model
+    features: FeatureConfig | None = None  # the settings they were built with, decided
 
     @property
     def sends(self) -> int:
@@ -83,7 +86,7 @@ def campaign_matrix(tables: ValidatedTables, config: RunConfig) -> CampaignMatri
     left_out = {reason: n for reason, n in left_out.items() if n}
     for reason, n in left_out.items():
         log.warning("table '%s': %d send(s) left out: %s", TABLE, n, reason)
-    return CampaignMatrix(frame, matrix.feature_names, left_out)
+    return CampaignMatrix(frame, matrix.feature_names, left_out, matrix.specs, features)
 
 
 def _require_one_send_per_day(sends: ibis.Table) -> None:

@@ -58,7 +58,9 @@ class UpliftStudy:
     budget: int  # contacts allowed on the judged sends
     costs: dict[str, float]  # per offer, per contact
     best_on_average: str  # the offer the baselines send
-    policies: pd.DataFrame  # per policy: contacts, value and gain (over nobody) per send, gain_se
+    # per policy: contacts, value and gain (over nobody) per send, gain_se, and the gain the
+    # learner expected (expected_gain_per_send)
+    policies: pd.DataFrame
     qini: dict[
         str, float
     ]  # per offer the judged campaign made: Qini on its and the control's sends
@@ -120,6 +122,9 @@ def run_study(
             "value_per_send": [float(values.mean()) for values in terms.values()],
             "gain_per_send": [float(gain.mean()) for gain in gains.values()],
             "gain_se": [_standard_error(gain) for gain in gains.values()],
+            "expected_gain_per_send": [
+                _expected_gain(offer, uplift, judged, costs) for offer in offers.values()
+            ],
         },
         index=list(offers),
     )
@@ -175,6 +180,24 @@ def assignment_findings(frame: pd.DataFrame, risk: np.ndarray) -> list[str]:
                 "estimates may be biased"
             )
     return found
+
+
+def _expected_gain(
+    offer: np.ndarray, uplift: pd.DataFrame, judged: pd.DataFrame, costs: dict[str, float]
+) -> float:
+    """What the learner itself expected a policy to gain per send: uplift x value - cost.
+
+    Set beside the measured gain, it shows how far the model's own promise
+    (which a scored list's expected saved value repeats) can be trusted.
+    """
+    value = judged["value_12m"].to_numpy(np.float64)
+    total = sum(
+        float(
+            (uplift[k].to_numpy()[offer == k] * value[offer == k]).sum() - cost * (offer == k).sum()
+        )
+        for k, cost in ((k, costs.get(k, 0.0)) for k in uplift.columns)
+    )
+    return total / len(judged) if len(judged) else 0.0
 
 
 def _standard_error(values: np.ndarray) -> float:
