@@ -165,9 +165,12 @@ CONTACT_WORDS = {
     "expected_saved_value": "Expected saved value",
     "uplift": "Churn probability lowered",
     "churn_probability": "Churn probability",
+    "value_12m": "Value next 12 months",
     "risk_tier": "Risk tier",
     "reason_1": "Leading reason",
 }
+UPLIFT_ONLY = ("best_offer", "expected_saved_value", "uplift")
+"""Contact columns that only an uplift model fills; the value takes their place without one."""
 
 
 def _contacts_section(targeting: Targeting, currency: str) -> list[str]:
@@ -200,7 +203,8 @@ def _contacts_section(targeting: Targeting, currency: str) -> list[str]:
     ]
     if targeting.profit is not None:
         parts.append(image(_profit_curve(targeting), "expected profit by list size"))
-    shown = [c for c in CONTACT_WORDS if c in contacts.columns]
+    left_out = ("value_12m",) if targeting.profit is not None else UPLIFT_ONLY
+    shown = [c for c in CONTACT_WORDS if c in contacts.columns and c not in left_out]
     parts.append(
         table(
             contacts[shown].head(TOP_ROWS),
@@ -209,6 +213,7 @@ def _contacts_section(targeting: Targeting, currency: str) -> list[str]:
                 "expected_saved_value": cash,
                 "uplift": decimals(3),
                 "churn_probability": decimals(3),
+                "value_12m": cash,
             },
         )
     )
