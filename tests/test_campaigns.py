@@ -164,13 +164,30 @@ def test_sends_after_the_data_are_refused(con) -> None:
     _refused(con, tables, "sent_at", 3, "before the data ends")
 
 
-def test_a_campaign_without_its_own_control_is_a_warning(con) -> None:
+def test_a_campaign_without_its_own_control_is_refused(con) -> None:
     tables = _tables()
     extra = tables["campaigns"].iloc[:30].assign(campaign_id="winback", treatment="discount")
     tables["campaigns"] = pd.concat([tables["campaigns"], extra], ignore_index=True)
-    summary = check_campaigns(validated(con, tables))
-    assert len(summary.findings) == 1
-    assert "'winback' has no control group" in summary.findings[0]
-    assert np.isclose(
-        summary.sends.loc[summary.sends["campaign_id"] == "winback", "customers"].sum(), 30
-    )
+    _refused(con, tables, "treatment", 30, "campaign(s) ['winback'] have none")
+
+
+def test_negative_costs_are_refused(con) -> None:
+    tables = _tables()
+    tables["campaigns"].loc[tables["campaigns"].index[:2], "cost"] = -15.0
+    _refused(con, tables, "cost", 2, "a cost of 0 or more")
+
+
+def test_missing_varying_and_lookalike_offers_are_said(con) -> None:
+    tables = _tables()
+    campaigns = tables["campaigns"]
+    calls = campaigns.index[campaigns["treatment"] == "call"]
+    campaigns.loc[calls[:5], "cost"] = None  # some calls without a cost
+    campaigns.loc[calls[5:8], "cost"] = 100.0  # and some dearer
+    campaigns.loc[campaigns["treatment"] == "discount", "cost"] = None  # no discount has one
+    campaigns.loc[calls[-3:], "treatment"] = "Call "  # written differently
+    findings = check_campaigns(validated(con, tables)).findings
+    assert len(findings) == 3, findings
+    said = " ".join(findings)
+    assert "offer 'call' costs 40.00 to 100.00 per send (5 of" in said
+    assert "offer 'discount' has no cost in any" in said and "--budget-money" in said
+    assert "'Call ', 'call' differ only in case or spaces" in said

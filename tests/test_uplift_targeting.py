@@ -12,7 +12,13 @@ from churnmodel.config import RunConfig
 from churnmodel.errors import ConfigError, ModelError
 from churnmodel.uplift.bundle import UpliftBundle
 from churnmodel.uplift.learners import UpliftModel
-from churnmodel.uplift.targeting import Budget, best_size, held_out_check, plan_contacts
+from churnmodel.uplift.targeting import (
+    Budget,
+    best_size,
+    held_out_check,
+    plan_contacts,
+    require_costs,
+)
 from tests import test_uplift
 
 COSTS = {"call": 40.0, "discount": 15.0}
@@ -137,6 +143,8 @@ def test_a_money_budget_counts_to_the_cent() -> None:
     )
     plan = plan_contacts(scored, Budget(money=0.3), bundle, uplift.assign(call=0.5, discount=0.5))
     assert plan.size == 3  # 0.1 + 0.1 + 0.1 is 0.30000000000000004 in floats
+    assert "the money budget ends the list at the first contact it cannot pay for" in plan.why
+    assert "(number 4, offer " in plan.why
 
 
 def test_a_negative_budget_is_refused_in_words() -> None:
@@ -208,3 +216,12 @@ def test_on_the_held_out_sends_the_list_size_is_the_most_profitable_one() -> Non
         ranked = sorted(saved.max(axis=1), reverse=True)
         assert plan.size == _brute_force(ranked, min(contacts, len(ranked))), contacts
     assert 0 < plan.size < len(judged)  # without a cap, the curve ends the list on its own
+
+
+def test_a_money_budget_needs_every_offer_priced() -> None:
+    require_costs(Budget(contacts=10), has_model=False)  # contacts need no prices
+    require_costs(Budget(money=100.0), True, _bundle(study={"unpriced": []}))
+    with pytest.raises(ConfigError, match=r"no cost for 'discount'.*cost column"):
+        require_costs(Budget(money=100.0), True, _bundle(study={"unpriced": ["discount"]}))
+    with pytest.raises(ConfigError, match="needs the offers' costs"):
+        require_costs(Budget(money=100.0), has_model=False)

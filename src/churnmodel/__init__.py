@@ -10,7 +10,8 @@ The verbs of the command line are functions here, each taking a `RunConfig`:
     run = cm.score(config)                # the outreach list of the champion
 
 `check`, `evaluate`, `monitor`, `kpis` and `train_uplift` (past campaigns,
-docs/uplift.md) complete the set, and
+docs/uplift.md) complete the set; `cm.score(config, budget=cm.Budget(500),
+uplift=Path("out/uplift"))` adds the budgeted contact list, and
 `ChurnClassifier` is the model as a scikit-learn estimator.
 
 Every name is imported on first use, so `import churnmodel` stays light: a
@@ -47,10 +48,12 @@ _PUBLIC = {
     "monitor": ("churnmodel.workflows", "monitor"),
     "kpis": ("churnmodel.workflows", "compute_kpis"),
     "train_uplift": ("churnmodel.uplift.run", "train_uplift"),
+    "Budget": ("churnmodel.uplift.targeting", "Budget"),
 }
 """Public name -> (module, attribute), imported when first asked for."""
 
 __all__ = [
+    "Budget",
     "ChurnClassifier",
     "RunConfig",
     "__version__",
@@ -76,6 +79,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from churnmodel.data.simulate import simulate as simulate
     from churnmodel.model.estimator import ChurnClassifier as ChurnClassifier
     from churnmodel.uplift.run import train_uplift as train_uplift
+    from churnmodel.uplift.targeting import Budget as Budget
     from churnmodel.workflows import build_features as build_features
     from churnmodel.workflows import check_data as check
     from churnmodel.workflows import compute_kpis as kpis

@@ -518,9 +518,11 @@ def train_uplift_command(
     budget: Annotated[
         float,
         typer.Option(
+            "--budget-share",
+            "--budget",
             min=0.001,
             max=1.0,
-            help="Contacts allowed on the held-out campaign, as a share of its sends.",
+            help="Contacts allowed on the held-out campaign, as a share of its sends (0-1).",
         ),
     ] = 0.2,
 ) -> None:

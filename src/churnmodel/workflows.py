@@ -598,6 +598,7 @@ def score(
     require_costs(budget or Budget(), has_model=uplift is not None)
     bundle, label = _scoring_model(config, model, step)
     uplift_bundle = load_uplift_bundle(_uplift_folder(uplift)) if uplift is not None else None
+    require_costs(budget or Budget(), uplift is not None, uplift_bundle)
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)
@@ -622,6 +623,11 @@ def score(
 
 def _uplift_folder(path: Path) -> Path:
     """The uplift model inside what a user may point at: its folder, or train-uplift's --out."""
+    if not Path(path).exists():
+        raise ModelError(
+            f"uplift model {path}: does not exist; expected the --out folder of "
+            "`churnmodel train-uplift`"
+        )
     inner = Path(path) / UPLIFT_MODEL_FOLDER
     return inner if (inner / "MANIFEST.json").is_file() else Path(path)
 

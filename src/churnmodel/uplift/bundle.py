@@ -51,10 +51,18 @@ class UpliftBundle:
 
 
 def bundle_of(
-    study: UpliftStudy, specs: tuple[FeatureSpec, ...], config: RunConfig
+    study: UpliftStudy,
+    specs: tuple[FeatureSpec, ...],
+    config: RunConfig,
+    unpriced: list[str] | None = None,
 ) -> UpliftBundle:
-    """What `train-uplift` saves: the model refitted on every send, and the study's findings."""
+    """What `train-uplift` saves: the model refitted on every send, and the study's findings.
+
+    `unpriced` names the offers without any cost in the campaigns (saved as
+    free): a money budget cannot be planned with them.
+    """
     summary = {
+        "unpriced": list(unpriced or []),
         "held_out": study.held_out,
         "sends_learned": study.sends_learned,
         "sends_judged": study.sends_judged,

@@ -18,7 +18,7 @@ import pandas as pd
 from churnmodel.data.contract import CONTROL
 from churnmodel.data.quality import EXAMPLES
 from churnmodel.data.validate import ValidatedTables, repeated_keys
-from churnmodel.engine import collect
+from churnmodel.engine import collect, scalar
 from churnmodel.errors import ConfigError, DataContractError
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,17 @@ def campaign_table(tables: ValidatedTables) -> ibis.Table:
 def check_campaigns(tables: ValidatedTables) -> CampaignSummary:
     """Stop on campaign data no uplift can be learned from; warn on what weakens it.
 
-    Errors: no control group at all, a customer sent the same campaign
-    twice, customers the other tables do not know, sends after the data
-    ends. Warnings: a campaign without its own control group, or with no
-    offer besides the control.
+    Errors: no control group at all, a campaign without its own, a customer
+    sent the same campaign twice, customers the other tables do not know,
+    sends after the data ends, negative costs. Warnings: a campaign with no
+    offer besides the control, offer names that differ only in case or
+    spaces, and costs that are missing or vary within an offer (the median
+    of its sends is its cost).
     """
     campaigns = campaign_table(tables)
     _require_control(campaigns)
     _require_single_sends(campaigns)
+    _require_costs_of_zero_or_more(campaigns)
     _require_known_customers(tables, campaigns)
     _require_within_data(tables, campaigns)
     sends = collect(
@@ -73,7 +76,8 @@ def check_campaigns(tables: ValidatedTables) -> CampaignSummary:
         )
         .order_by(["campaign_id", "treatment"])
     )
-    findings = tuple(_campaign_findings(sends))
+    _require_own_control(sends)
+    findings = (*_campaign_findings(sends), *_cost_findings(campaigns), *_lookalike_offers(sends))
     for finding in findings:
         log.warning(finding)
     return CampaignSummary(sends, findings)
@@ -149,17 +153,84 @@ def _require_within_data(tables: ValidatedTables, campaigns: ibis.Table) -> None
         )
 
 
+def _require_own_control(sends: pd.DataFrame) -> None:
+    """Each campaign is compared with its own random hold-out; another's is not a control."""
+    with_control = set(sends.loc[sends["treatment"] == CONTROL, "campaign_id"])
+    without = sends[~sends["campaign_id"].isin(with_control)]
+    if len(without):
+        names = sorted(without["campaign_id"].unique())
+        raise DataContractError(
+            TABLE,
+            "treatment",
+            f"a control group in every campaign (rows with treatment '{CONTROL}'); campaign(s) "
+            f"{names} have none, and another campaign's control group was drawn from other "
+            "customers at another time",
+            int(without["customers"].sum()),
+            names[:EXAMPLES],
+        )
+
+
+def _require_costs_of_zero_or_more(campaigns: ibis.Table) -> None:
+    if "cost" not in campaigns.columns:
+        return
+    negative = campaigns.filter(campaigns.cost < 0)
+    count = int(scalar(negative.count()))
+    if count:
+        examples = collect(negative.select("cost").limit(EXAMPLES))["cost"].tolist()
+        raise DataContractError(TABLE, "cost", "a cost of 0 or more per send", count, examples)
+
+
+def _cost_findings(campaigns: ibis.Table) -> list[str]:
+    """Offers whose cost is missing, in part or whole, or varies: their median is the cost."""
+    offers = campaigns.filter(campaigns.treatment != CONTROL)
+    has_cost = "cost" in campaigns.columns
+    costs = collect(
+        offers.group_by("treatment")
+        .aggregate(
+            sends=offers.count(),
+            priced=offers.cost.count() if has_cost else ibis.literal(0),
+            low=offers.cost.min() if has_cost else ibis.null("float64"),
+            high=offers.cost.max() if has_cost else ibis.null("float64"),
+        )
+        .order_by("treatment")
+    )
+    findings = []
+    for row in costs.to_dict("records"):
+        sends, priced = int(row["sends"]), int(row["priced"])
+        name = f"table '{TABLE}', column 'cost': offer {row['treatment']!r}"
+        if priced == 0:
+            findings.append(
+                f"{name} has no cost in any of its {sends:,} sends: counted as free, so its "
+                "expected saved values are before any cost (--budget-money refuses it)"
+            )
+        elif priced < sends or float(row["low"]) != float(row["high"]):
+            findings.append(
+                f"{name} costs {float(row['low']):,.2f} to {float(row['high']):,.2f} per send "
+                f"({sends - priced:,} of {sends:,} sends without a cost); the median of its "
+                "sends is taken as its cost"
+            )
+    return findings
+
+
+def _lookalike_offers(sends: pd.DataFrame) -> list[str]:
+    """Offer names equal but for case and spaces ('Call ', 'call'): learned as two offers."""
+    names = sorted(set(sends["treatment"]))
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(" ".join(str(name).split()).casefold(), []).append(str(name))
+    return [
+        f"table '{TABLE}', column 'treatment': {', '.join(map(repr, group))} differ only in "
+        "case or spaces and are learned as different offers; write them alike if they are one"
+        for group in groups.values()
+        if len(group) > 1
+    ]
+
+
 def _campaign_findings(sends: pd.DataFrame) -> list[str]:
     findings = []
     for campaign, rows in sends.groupby("campaign_id", sort=True):
         treatments = set(rows["treatment"])
-        if CONTROL not in treatments:
-            findings.append(
-                f"table '{TABLE}': campaign {campaign!r} has no control group; its "
-                f"{int(rows['customers'].sum()):,} sends are compared with other campaigns' "
-                "controls, which is only fair if those were drawn from the same customers"
-            )
-        elif treatments == {CONTROL}:
+        if treatments == {CONTROL}:
             findings.append(
                 f"table '{TABLE}': campaign {campaign!r} has only a control group "
                 f"({int(rows['customers'].sum()):,} customers) and no offer"

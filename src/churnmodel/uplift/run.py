@@ -13,7 +13,7 @@ from churnmodel.uplift.bundle import UPLIFT_MODEL_FOLDER, bundle_of, save_uplift
 from churnmodel.uplift.campaigns import check_campaigns
 from churnmodel.uplift.matrix import campaign_matrix
 from churnmodel.uplift.plots import write_study_plots
-from churnmodel.uplift.study import BUDGET_SHARE, UpliftStudy, run_study
+from churnmodel.uplift.study import BUDGET_SHARE, UpliftStudy, run_study, unpriced_offers
 
 Progress = Callable[[str], None]
 
@@ -50,7 +50,7 @@ def train_uplift(
     step = progress or (lambda _: None)
     checked = check_data(config, progress=step)
     step("checking the campaigns")
-    check_campaigns(checked.tables)
+    summary = check_campaigns(checked.tables)
     step("features at every send")
     matrix = campaign_matrix(checked.tables, checked.config)
     step(f"learning uplift from {matrix.sends:,} sends (cross-fitted, twice)")
@@ -64,9 +64,9 @@ def train_uplift(
         policies = staging / "policies.csv"
         study.policies.rename_axis("policy").reset_index().to_csv(policies, index=False)
         written.append(policies)
-        bundle = bundle_of(study, matrix.specs, config)
+        bundle = bundle_of(study, matrix.specs, config, unpriced_offers(matrix.frame))
         written.append(save_uplift_bundle(bundle, staging / UPLIFT_MODEL_FOLDER))
     files = tuple(out / path.name for path in written)
-    findings = (*checked.findings, *study.findings)
+    findings = (*checked.findings, *summary.findings, *study.findings)
     run_id = log_uplift_run(checked.config, study, matrix.left_out, out, findings)
     return UpliftRun(study, matrix.left_out, files, run_id)

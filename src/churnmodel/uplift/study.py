@@ -91,6 +91,13 @@ def offer_costs(frame: pd.DataFrame) -> dict[str, float]:
     return {str(k): float(v) if pd.notna(v) else 0.0 for k, v in medians.items()}
 
 
+def unpriced_offers(frame: pd.DataFrame) -> list[str]:
+    """Offers with no cost in any send: counted as free, so no money budget can be planned."""
+    offers = frame.loc[frame["treatment"] != CONTROL]
+    priced = offers["cost"].notna().groupby(offers["treatment"], observed=True).any()
+    return sorted(str(k) for k, known in priced.items() if not known)
+
+
 def run_study(
     matrix: CampaignMatrix, budget_share: float = BUDGET_SHARE, seed: int = 0
 ) -> UpliftStudy:
@@ -104,7 +111,7 @@ def run_study(
     risk = np.empty(len(frame))  # churn without contact, each row by a model that did not see it
     risk[~held] = fitted.outcome[CONTROL].to_numpy()
     risk[held] = churn_by_arm[CONTROL].to_numpy()
-    findings = assignment_findings(frame, risk)
+    findings = [*assignment_findings(frame, risk), *_unlearned_offers(learn, judged, name)]
     for finding in findings:
         log.warning(finding)
     costs = offer_costs(frame)
@@ -198,6 +205,17 @@ def _expected_gain(
         for k, cost in ((k, costs.get(k, 0.0)) for k in uplift.columns)
     )
     return total / len(judged) if len(judged) else 0.0
+
+
+def _unlearned_offers(learn: pd.DataFrame, judged: pd.DataFrame, held_out: str) -> list[str]:
+    """Offers only the held-out campaign made: the study cannot judge them."""
+    new = sorted(set(judged["treatment"]) - set(learn["treatment"]))
+    return [
+        f"table 'campaigns': offer {offer!r} appears only in the held-out campaign {held_out}: "
+        "the learner never saw it there, so the study does not judge it (the refitted model "
+        "learns it from those sends alone)"
+        for offer in new
+    ]
 
 
 def _standard_error(values: np.ndarray) -> float:

@@ -138,6 +138,11 @@ def plan_contacts(
     cap = _affordable(cost[order], budget)
     trust_curve = bundle.winner == "uplift" or not budget.limited
     size = best_size(profit, cap) if trust_curve else cap
+    if size == cap < len(order) and cap < _affordable(cost[order], Budget(budget.contacts)):
+        why += (
+            f"; the money budget ends the list at the first contact it cannot pay for "
+            f"(number {cap + 1}, offer {offer[order[cap]]!r} at {cost[order[cap]]:,.2f})"
+        )
     chosen = order[:size]
     contacts = _contact_frame(scored.iloc[chosen], offer[chosen], saved[chosen], cost[chosen])
     column = {str(k): j for j, k in enumerate(uplift.columns)}
@@ -214,12 +219,19 @@ def _require_numbers(frame: pd.DataFrame, columns: list[str], what: str = "score
             )
 
 
-def require_costs(budget: Budget, has_model: bool) -> None:
-    """A money budget needs offer costs, and only an uplift model knows them."""
+def require_costs(budget: Budget, has_model: bool, bundle: UpliftBundle | None = None) -> None:
+    """A money budget needs offer costs: only an uplift model knows them, if its sends had any."""
     if budget.money is not None and not has_model:
         raise ConfigError(
             "--budget-money: a money budget needs the offers' costs, which come from an uplift "
             "model; give --uplift (from `churnmodel train-uplift`) or a budget in contacts"
+        )
+    unpriced = bundle.study.get("unpriced", []) if bundle is not None else []
+    if budget.money is not None and unpriced:
+        raise ConfigError(
+            f"--budget-money: the uplift model knows no cost for {', '.join(map(repr, unpriced))} "
+            "(no send in the campaigns table had one); give the campaigns a cost column and "
+            "rerun `churnmodel train-uplift`, or plan with a budget in contacts"
         )
 
 
