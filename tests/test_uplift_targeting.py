@@ -219,9 +219,9 @@ def test_on_the_held_out_sends_the_list_size_is_the_most_profitable_one() -> Non
 
 
 def test_a_money_budget_needs_every_offer_priced() -> None:
-    require_costs(Budget(contacts=10), has_model=False)  # contacts need no prices
-    require_costs(Budget(money=100.0), True, _bundle(study={"unpriced": []}))
+    require_costs(Budget(contacts=10), None)  # contacts need no prices
+    require_costs(Budget(money=100.0), _bundle(study={"unpriced": []}))
     with pytest.raises(ConfigError, match=r"no cost for 'discount'.*cost column"):
-        require_costs(Budget(money=100.0), True, _bundle(study={"unpriced": ["discount"]}))
+        require_costs(Budget(money=100.0), _bundle(study={"unpriced": ["discount"]}))
     with pytest.raises(ConfigError, match="needs the offers' costs"):
-        require_costs(Budget(money=100.0), has_model=False)
+        require_costs(Budget(money=100.0), None)

@@ -595,10 +595,9 @@ def score(
     plans the budgeted contact list (`uplift.targeting`).
     """
     step = progress or (lambda _: None)
-    require_costs(budget or Budget(), has_model=uplift is not None)
-    bundle, label = _scoring_model(config, model, step)
     uplift_bundle = load_uplift_bundle(_uplift_folder(uplift)) if uplift is not None else None
-    require_costs(budget or Budget(), uplift is not None, uplift_bundle)
+    require_costs(budget or Budget(), uplift_bundle)  # before any work
+    bundle, label = _scoring_model(config, model, step)
     step("validating tables")
     tables = load_data(config, sources)
     as_of = as_of or default_as_of(tables)

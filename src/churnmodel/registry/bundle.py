@@ -117,16 +117,16 @@ def save_bundle(
     """
     model = bundle.model
     contents = {
-        "model.json": _json({"name": model.name, "tree_weight": model.tree_weight}),
-        "calibrator.json": _json(model.calibrator.to_dict()),
-        "features.json": _json([asdict(s) for s in bundle.specs]),
+        "model.json": as_json({"name": model.name, "tree_weight": model.tree_weight}),
+        "calibrator.json": as_json(model.calibrator.to_dict()),
+        "features.json": as_json([asdict(s) for s in bundle.specs]),
         "config.json": bundle.config.model_dump_json(indent=2),
-        "training.json": _json(bundle.training),
+        "training.json": as_json(bundle.training),
     }
     if model.booster is not None:
         contents["model.txt"] = model.booster.model_to_string()
     if model.linear is not None:
-        contents["linear.json"] = _json(model.linear.to_dict())
+        contents["linear.json"] = as_json(model.linear.to_dict())
     return write_manifested(directory, contents, FORMAT, code)
 
 
@@ -153,7 +153,7 @@ def write_manifested(
         key = os.environ.get(KEY_VARIABLE)
         if key:
             manifest["hmac"] = _signature(manifest, key)
-        (tmp / "MANIFEST.json").write_text(_json(manifest))
+        (tmp / "MANIFEST.json").write_text(as_json(manifest))
     return directory
 
 
@@ -217,7 +217,7 @@ def checked_manifest(directory: Path, formats: Mapping[str, tuple[str, ...]], wh
 
 
 def _signature(manifest: Mapping[str, Any], key: str) -> str:
-    body = _json({k: v for k, v in manifest.items() if k != "hmac"}).encode()
+    body = as_json({k: v for k, v in manifest.items() if k != "hmac"}).encode()
     return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -315,7 +315,8 @@ def _read_model(directory: Path, v1: bool) -> ChurnModel:
     return ChurnModel(described["name"], booster, linear, described["tree_weight"], calibrator)
 
 
-def _json(value: object) -> str:
+def as_json(value: object) -> str:
+    """The text of every JSON file of a saved model: sorted keys, indented, stable bytes."""
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 

@@ -26,7 +26,7 @@ import lightgbm as lgb
 from churnmodel.config import RunConfig
 from churnmodel.errors import ModelError
 from churnmodel.features.catalog import FeatureSpec
-from churnmodel.registry.bundle import checked_manifest, write_manifested
+from churnmodel.registry.bundle import as_json, checked_manifest, write_manifested
 from churnmodel.uplift.learners import UpliftModel
 from churnmodel.uplift.study import UpliftStudy
 
@@ -89,8 +89,8 @@ def save_uplift_bundle(bundle: UpliftBundle, directory: Path) -> Path:
         "study": bundle.study,
     }
     contents = {
-        "uplift.json": _json(described),
-        "features.json": _json([asdict(s) for s in bundle.specs]),
+        "uplift.json": as_json(described),
+        "features.json": as_json([asdict(s) for s in bundle.specs]),
         "config.json": bundle.config.model_dump_json(indent=2),
         **{
             f"effect_{i}.txt": model.effects[k].model_to_string()
@@ -169,7 +169,3 @@ def _booster(path: Path) -> lgb.Booster:
     if not path.is_file():
         raise ModelError(f"{WHAT} {path.parent}: {path.name} is missing; damaged")
     return lgb.Booster(model_str=path.read_text())
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)

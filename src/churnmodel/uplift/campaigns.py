@@ -38,6 +38,12 @@ class CampaignSummary:
         """The treatments other than the control group, sorted."""
         return sorted(t for t in self.sends["treatment"].unique() if t != CONTROL)
 
+    @property
+    def unpriced(self) -> list[str]:
+        """Offers with no cost in any send: counted as free, so no money budget can be planned."""
+        priced = self.sends["cost"].notna().groupby(self.sends["treatment"]).any()
+        return [str(t) for t, known in priced.items() if not known and t != CONTROL]
+
 
 def campaign_table(tables: ValidatedTables) -> ibis.Table:
     """The validated campaigns table, or a clear error when the data has none."""

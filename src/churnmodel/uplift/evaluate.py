@@ -151,7 +151,7 @@ def policy_terms(
     """
     given, chance, cost = _as_given(policy, sends, shares, costs)
     value = sends["value_12m"].to_numpy(np.float64)
-    expected = value * (1 - _per_row(churn_by_arm, policy.offer)) - cost
+    expected = value * (1 - arm_values(churn_by_arm, policy.offer)) - cost
     kept = value * (1 - sends["label"].to_numpy(np.float64)) - cost
     return np.asarray(expected + np.where(given, (kept - expected) / chance, 0.0), np.float64)
 
@@ -163,10 +163,10 @@ def _as_given(
     offer = policy.offer
     given = sends["treatment"].to_numpy().astype(str) == offer
     cost = np.array([costs.get(o, 0.0) for o in offer], dtype=np.float64)
-    return given, _per_row(shares, offer), cost
+    return given, arm_values(shares, offer), cost
 
 
-def _per_row(by_arm: pd.DataFrame, offer: npt.NDArray[np.object_]) -> Array:
+def arm_values(by_arm: pd.DataFrame, offer: npt.NDArray[np.object_]) -> Array:
     """Each row's value in the column of the arm `offer` names for it."""
     columns = by_arm.columns.get_indexer(pd.Index(offer))
     return np.asarray(by_arm.to_numpy(np.float64)[np.arange(len(offer)), columns], np.float64)

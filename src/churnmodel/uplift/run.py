@@ -13,7 +13,7 @@ from churnmodel.uplift.bundle import UPLIFT_MODEL_FOLDER, bundle_of, save_uplift
 from churnmodel.uplift.campaigns import check_campaigns
 from churnmodel.uplift.matrix import campaign_matrix
 from churnmodel.uplift.plots import write_study_plots
-from churnmodel.uplift.study import BUDGET_SHARE, UpliftStudy, run_study, unpriced_offers
+from churnmodel.uplift.study import BUDGET_SHARE, UpliftStudy, run_study
 
 Progress = Callable[[str], None]
 
@@ -64,7 +64,7 @@ def train_uplift(
         policies = staging / "policies.csv"
         study.policies.rename_axis("policy").reset_index().to_csv(policies, index=False)
         written.append(policies)
-        bundle = bundle_of(study, matrix.specs, config, unpriced_offers(matrix.frame))
+        bundle = bundle_of(study, matrix.specs, config, summary.unpriced)
         written.append(save_uplift_bundle(bundle, staging / UPLIFT_MODEL_FOLDER))
     files = tuple(out / path.name for path in written)
     findings = (*checked.findings, *summary.findings, *study.findings)

@@ -91,13 +91,6 @@ def offer_costs(frame: pd.DataFrame) -> dict[str, float]:
     return {str(k): float(v) if pd.notna(v) else 0.0 for k, v in medians.items()}
 
 
-def unpriced_offers(frame: pd.DataFrame) -> list[str]:
-    """Offers with no cost in any send: counted as free, so no money budget can be planned."""
-    offers = frame.loc[frame["treatment"] != CONTROL]
-    priced = offers["cost"].notna().groupby(offers["treatment"], observed=True).any()
-    return sorted(str(k) for k, known in priced.items() if not known)
-
-
 def run_study(
     matrix: CampaignMatrix, budget_share: float = BUDGET_SHARE, seed: int = 0
 ) -> UpliftStudy:

@@ -110,8 +110,9 @@ def plan_contacts(
     uplift = uplift.reindex(index=scored.index, columns=list(bundle.model.offers))
     _require_numbers(uplift, list(uplift.columns), "predicted uplift")
     costs, held_out = bundle.costs, bundle.study.get("held_out", "")
+    best_offer, best_saved = ev.best_offers(uplift, value, costs)
     if bundle.winner == "uplift":
-        offer, saved = ev.best_offers(uplift, value, costs)
+        offer, saved = best_offer, best_saved
         score = saved
         why = (
             "ranked by expected saved value (uplift x value - the best offer's cost): uplift "
@@ -145,10 +146,8 @@ def plan_contacts(
         )
     chosen = order[:size]
     contacts = _contact_frame(scored.iloc[chosen], offer[chosen], saved[chosen], cost[chosen])
-    column = {str(k): j for j, k in enumerate(uplift.columns)}
-    picked = np.array([column[str(k)] for k in offer[chosen]], dtype=np.int64)
-    contacts["uplift"] = uplift.to_numpy(np.float64)[chosen, picked]
-    in_vain = _in_vain(risk, uplift, value, bundle, size)
+    contacts["uplift"] = ev.arm_values(uplift.iloc[chosen], offer[chosen])
+    in_vain = _in_vain(risk, best_saved, size)
     return Targeting(contacts, bundle.winner, why, budget, profit, in_vain, held_out_check(bundle))
 
 
@@ -173,9 +172,7 @@ def held_out_check(bundle: UpliftBundle) -> str:
     )
 
 
-def _in_vain(
-    risk: Array, uplift: pd.DataFrame, value: Array, bundle: UpliftBundle, size: int
-) -> float | None:
+def _in_vain(risk: Array, best_saved: Array, size: int) -> float | None:
     """Of the `size` riskiest customers, the share no offer is expected to pay for.
 
     What a list by risk alone would have spent in vain: customers who leave
@@ -184,8 +181,7 @@ def _in_vain(
     if size == 0:
         return None
     riskiest = np.argsort(-risk, kind="stable")[:size]
-    _, saved = ev.best_offers(uplift.iloc[riskiest], value[riskiest], bundle.costs)
-    return float((saved <= 0).mean())
+    return float((best_saved[riskiest] <= 0).mean())
 
 
 def best_size(profit: Array, cap: int) -> int:
@@ -219,9 +215,9 @@ def _require_numbers(frame: pd.DataFrame, columns: list[str], what: str = "score
             )
 
 
-def require_costs(budget: Budget, has_model: bool, bundle: UpliftBundle | None = None) -> None:
+def require_costs(budget: Budget, bundle: UpliftBundle | None) -> None:
     """A money budget needs offer costs: only an uplift model knows them, if its sends had any."""
-    if budget.money is not None and not has_model:
+    if budget.money is not None and bundle is None:
         raise ConfigError(
             "--budget-money: a money budget needs the offers' costs, which come from an uplift "
             "model; give --uplift (from `churnmodel train-uplift`) or a budget in contacts"
@@ -236,7 +232,7 @@ def require_costs(budget: Budget, has_model: bool, bundle: UpliftBundle | None =
 
 
 def _without_model(scored: pd.DataFrame, budget: Budget, risk_value: Array) -> Targeting:
-    require_costs(budget, has_model=False)
+    require_costs(budget, None)
     size = len(scored) if budget.contacts is None else min(budget.contacts, len(scored))
     chosen = np.argsort(-risk_value, kind="stable")[:size]
     none = np.full(size, np.nan)
