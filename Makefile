@@ -17,8 +17,10 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as in CI) every process would compile
+# its imports again, about 6 s each for MLflow, LightGBM and Ibis; 13 s once here instead.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-extras
+	$(UV) sync --frozen --all-extras --compile-bytecode
 	@touch $@
 
 .PHONY: setup
