@@ -15,6 +15,7 @@ from churnmodel.config import ModelConfig
 from churnmodel.errors import CutoffError
 from churnmodel.model import linear
 from churnmodel.model.backtest import (
+    KEYS,
     _mean_curve,
     backtest_rows,
     cross_fitted,
@@ -22,12 +23,13 @@ from churnmodel.model.backtest import (
     measure_per_cutoff,
     plan_folds,
     run_backtest,
+    training_rows,
 )
 from churnmodel.model.calibration import Calibrator, sigmoid
 from churnmodel.model.candidates import Candidate, Part, candidate_set
 from churnmodel.model.churn_model import ChurnModel
 from churnmodel.model.linear import LinearScorer
-from churnmodel.model.training import train_and_evaluate
+from churnmodel.model.training import refit, train_and_evaluate
 
 MONTHS = list(pd.date_range("2025-01-01", "2025-12-01", freq="MS"))
 WEEKS = list(pd.date_range("2025-01-06", "2025-06-30", freq="7D"))
@@ -201,6 +203,44 @@ def test_same_data_and_seed_give_the_same_model() -> None:
     assert first.winner == second.winner
     assert np.array_equal(
         first.model.predict_proba(frame[NAMES]), second.model.predict_proba(frame[NAMES])
+    )
+
+
+def test_a_large_fold_trains_on_the_same_share_of_every_cutoff_and_label() -> None:
+    frame = _frame(seed=8, customers=300)
+    fold = plan_folds(MONTHS, 90, 4)[-1]  # trains on 9 cutoffs: 2,700 rows
+    every = training_rows(frame, fold, None, seed=0)
+    assert np.array_equal(every, np.flatnonzero(frame["cutoff"].isin(fold.train)))
+    assert np.array_equal(training_rows(frame, fold, len(every), seed=0), every)
+    sample = training_rows(frame, fold, 700, seed=0)
+    assert set(sample) < set(every) and np.array_equal(sample, np.unique(sample))
+    share = 700 / len(every)
+    wanted = frame.iloc[every].groupby(["cutoff", "label"]).size()
+    kept = frame.iloc[sample].groupby(["cutoff", "label"]).size()
+    assert kept.to_dict() == {k: math.ceil(share * n) for k, n in wanted.items()}
+    assert 700 <= len(sample) <= 700 + len(wanted)  # rounded up once per stratum at most
+    assert np.array_equal(training_rows(frame, fold, 700, seed=0), sample)
+    assert not np.array_equal(training_rows(frame, fold, 700, seed=1), sample)
+
+
+def test_sampled_folds_score_every_row_and_the_refit_uses_every_row(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame, folds = _frame(seed=9, customers=300), plan_folds(MONTHS, 90, 2)
+    whole = ModelConfig(n_estimators=60, early_stopping_rounds=10, backtest_max_rows=None)
+    sampled = whole.model_copy(update={"backtest_max_rows": 1_000})
+    with caplog.at_level("INFO", logger="churnmodel.model.backtest"):
+        result = train_and_evaluate(frame, NAMES, folds, sampled, windows=[30])
+    full = run_backtest(frame, result.backtest.candidates, folds, whole)
+    assert result.backtest.rows[KEYS].equals(full.rows[KEYS])  # the same scored rows
+    assert not np.allclose(result.backtest.log_odds, full.log_odds)  # fitted on fewer rows
+    kept = len(training_rows(frame, folds[0], 1_000, seed=0))
+    assert f"scoring 2025-11-01: trained on {kept} of its 2400 rows" in caplog.text
+    assert result.params["backtest_max_rows"] == 1_000
+    winner = next(c for c in result.backtest.candidates if c.name == result.winner)
+    again = refit(frame, winner, result.backtest.rounds, whole, result.model.calibrator)
+    assert np.array_equal(
+        again.predict_proba(frame[NAMES]), result.model.predict_proba(frame[NAMES])
     )
 
 

@@ -256,6 +256,10 @@ class ModelConfig(_Strict):
     n_estimators: int = Field(1000, ge=1)
     # a fold stops growing trees after this many without a better ROC AUC
     early_stopping_rounds: int = Field(50, ge=1)
+    # a backtest fold with more training rows fits on a seeded sample of this many, the same
+    # share of every (cutoff, label) stratum; its scored rows and the refit use every row.
+    # None: every row (docs/training.md has what the sample costs in ROC AUC)
+    backtest_max_rows: int | None = Field(300_000, gt=0)
     # inverse L2 strength of the logistic regression candidate (standardised features)
     logistic_c: float = Field(0.01, gt=0)
     # platt: strictly monotone, never 0 or 1 (see model/calibration.py for the measurements)

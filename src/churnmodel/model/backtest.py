@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -163,7 +164,7 @@ def run_backtest(
     curves: dict[str, list[list[float]]] = {}
     for i, (fold, test) in enumerate(zip(usable, tests, strict=True)):
         step(f"backtest fold {i + 1}/{len(usable)}: scoring {fold.scored.date()}")
-        train = frame[frame["cutoff"].isin(fold.train)]
+        train = frame.iloc[training_rows(frame, fold, config.backtest_max_rows, config.seed)]
         for part in parts:
             columns = list(part.columns)
             if part.kind == "trees":
@@ -198,6 +199,49 @@ def run_backtest(
         for name in log_odds.columns
     }
     return Backtest(usable, candidates, rows.assign(**probabilities), log_odds, rounds, mean_curves)
+
+
+def training_rows(
+    frame: pd.DataFrame, fold: Fold, max_rows: int | None, seed: int
+) -> npt.NDArray[np.intp]:
+    """Positions of the rows `fold` trains on: all of its cutoffs' rows, or a sample of them.
+
+    The growing folds together train on about three times the refit's rows,
+    so on a large matrix the backtest, not the shipped model, is most of the
+    training time. Above `max_rows`, every (cutoff, label) stratum keeps the
+    same share (rounded up, so no stratum empties and about `max_rows` are
+    kept), chosen by a generator seeded with `seed`: churn rates per cutoff
+    are those of the full rows, and the same run samples the same rows.
+    """
+    positions = np.flatnonzero(frame["cutoff"].isin(fold.train).to_numpy())
+    if max_rows is None or len(positions) <= max_rows:
+        return positions
+    share = max_rows / len(positions)
+    strata = (
+        pd.DataFrame(
+            {
+                "cutoff": frame["cutoff"].to_numpy()[positions],
+                "label": frame["label"].to_numpy()[positions],
+            }
+        )
+        .groupby(["cutoff", "label"], sort=True)
+        .indices
+    )
+    rng = np.random.default_rng(seed)
+    kept = [
+        rng.choice(members, size=math.ceil(share * len(members)), replace=False)
+        for members in strata.values()  # in (cutoff, label) order
+    ]
+    chosen = np.sort(positions[np.concatenate(kept)])
+    log.info(
+        "backtest fold scoring %s: trained on %d of its %d rows, the same share of every "
+        "cutoff and label (model.backtest_max_rows = %d); it is scored on all its rows",
+        fold.scored.date(),
+        len(chosen),
+        len(positions),
+        max_rows,
+    )
+    return chosen
 
 
 def _combine(candidate: Candidate, scores: dict[str, list[Array]]) -> Array:

@@ -151,6 +151,7 @@ def training_params(
         "backtest_folds": len(backtest.folds),
         "max_trees": config.n_estimators,
         "early_stopping_rounds": config.early_stopping_rounds,
+        "backtest_max_rows": config.backtest_max_rows,
     }
     return params
 
