@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churnmodel.config import FeatureConfig
-from churnmodel.engine import DUCKDB_MEMORY_SHARE
+from churnmodel.engine import DUCKDB_MEMORY_SHARE, collect_later, connect
 from churnmodel.features.bgnbd import bgnbd_columns, fit_at_cutoff
 from churnmodel.features.matrix import add_derived
 
@@ -107,3 +111,25 @@ def test_the_derived_features_do_not_copy_the_matrix() -> None:
         own = bgnbd_columns(rows, fit_at_cutoff(rows), 90)
         for name, values in own.items():
             np.testing.assert_array_equal(rows[name].to_numpy(), values)
+
+
+def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeypatch) -> None:
+    """`collect_later`: the rows wait in a private file, then come back exactly, and it goes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    con = connect()
+    amounts = pa.array([Decimal("1.000000001"), None, Decimal("-2.5")], pa.decimal128(38, 9))
+    rows = pa.table(
+        {
+            "customer_id": ["b", "a", "c"],
+            "cutoff": pa.array([dt.date(2025, 1, 1)] * 3, pa.date32()),
+            "amount": amounts,
+            "seen": pa.array([dt.datetime(2025, 1, 2, 3, 4, 5), None, None], pa.timestamp("us")),
+        }
+    )
+    table = con.create_table("rows", rows, temp=True).order_by("customer_id")
+    read = collect_later(table)
+    (waiting,) = list(tmp_path.glob(".churnmodel-duckdb-result.*/*.parquet"))
+    assert oct(waiting.parent.stat().st_mode & 0o777) == "0o700"
+    con.drop_table("rows")  # what the caller frees before reading
+    pd.testing.assert_frame_equal(read(), rows.sort_by("customer_id").to_pandas())
+    assert not waiting.exists()

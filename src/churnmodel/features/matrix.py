@@ -19,7 +19,7 @@ import pandas as pd
 from churnmodel.config import FeatureConfig, resolved
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.discovery import gather_facts, is_resolved, resolve_features
-from churnmodel.engine import cache, collect, scalar
+from churnmodel.engine import cache, collect_later, scalar
 from churnmodel.errors import ConfigError
 from churnmodel.features.bgnbd import SUMMARY, BgNbd, bgnbd_columns, fit_at_cutoff
 from churnmodel.features.bgnbd import feature_names as bgnbd_names
@@ -214,8 +214,9 @@ def build_feature_matrix(
         families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
-        frame = collect(table)
-        del table  # drops the binned plan's stored passes before pandas works on the matrix
+        fetch = collect_later(table)
+        del table  # drops the binned plan's stored passes before pandas holds the matrix
+    frame = fetch()  # the cached passes are gone too
     progress("dtypes and derived features")
     frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
     return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)
