@@ -16,7 +16,7 @@ from churnmodel.cli import app
 from churnmodel.config import RunConfig, load_config
 from churnmodel.data.simulate import SimulationParams, write_simulation
 from churnmodel.discovery import gather_facts, resolve
-from churnmodel.engine import connect
+from churnmodel.engine import collect, connect
 from churnmodel.errors import CutoffError
 from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.outreach.export import read_outreach
@@ -80,7 +80,8 @@ def test_a_large_training_matrix_is_sampled_by_stratum_on_spark(spark, tmp_path)
     config = resolve(RunConfig.model_validate({"features": small}), gather_facts(tables))
     cutoffs = [dt.date(2025, 9, 1), dt.date(2025, 10, 1)]
     spine = build_spine(tables, cutoffs, config.label)
-    full = build_feature_matrix(tables, spine, config.features).frame
+    full = collect(spine)  # the (customer, cutoff, label) rows the sample is drawn from
+    full["cutoff"] = pd.to_datetime(full["cutoff"]).astype("datetime64[ns]")
     limit = len(full) // 3
 
     def sampled() -> pd.DataFrame:
