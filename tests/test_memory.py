@@ -133,3 +133,5 @@ def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeyp
     con.drop_table("rows")  # what the caller frees before reading
     pd.testing.assert_frame_equal(read(), rows.sort_by("customer_id").to_pandas())
     assert not waiting.exists()
+    collect_later(con.create_table("again", rows, temp=True))()  # same connection, same folder
+    assert [p.name for p in tmp_path.glob(".churnmodel-duckdb-result.*")] == [waiting.parent.name]

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,10 @@ def collect(expr: ibis.Table) -> pd.DataFrame:
     return frame
 
 
+_RESULT_FOLDERS: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
+"""The private folder each DuckDB connection's large results wait in (see `collect_later`)."""
+
+
 def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
     """Run `expr` now; what it returns hands the rows over as pandas, once, when called.
 
@@ -238,7 +243,9 @@ def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
         frame = collect(expr)
         return lambda: frame
     backend = expr._find_backend(use_default=True)
-    path = spill_folder("duckdb-result", backend) / f"{uuid.uuid4().hex}.parquet"
+    if backend not in _RESULT_FOLDERS:  # one per connection, not one per result
+        _RESULT_FOLDERS[backend] = spill_folder("duckdb-result", backend)
+    path = _RESULT_FOLDERS[backend] / f"{uuid.uuid4().hex}.parquet"
     backend.to_parquet(expr, path, compression="uncompressed")
 
     def read() -> pd.DataFrame:
