@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import subprocess
@@ -135,3 +136,10 @@ def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeyp
     assert not waiting.exists()
     collect_later(con.create_table("again", rows, temp=True))()  # same connection, same folder
     assert [p.name for p in tmp_path.glob(".churnmodel-duckdb-result.*")] == [waiting.parent.name]
+    # another connection (Ibis calls them equal) keeps its own folder when the first one goes
+    other = connect()
+    later = collect_later(other.create_table("rows", rows, temp=True))
+    del con, table
+    gc.collect()
+    assert not waiting.parent.exists()
+    assert later()["customer_id"].tolist() == ["b", "a", "c"]

@@ -222,8 +222,13 @@ def collect(expr: ibis.Table) -> pd.DataFrame:
     return frame
 
 
-_RESULT_FOLDERS: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
-"""The private folder each DuckDB connection's large results wait in (see `collect_later`)."""
+_RESULT_FOLDERS: dict[int, Path] = {}
+"""The private folder each live DuckDB connection's large results wait in (`collect_later`).
+
+Keyed by identity: Ibis backends compare equal by database, so every
+in-memory DuckDB connection is equal to every other, and a folder keyed by
+equality was removed with an older connection while a newer one used it.
+"""
 
 
 def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
@@ -243,9 +248,10 @@ def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
         frame = collect(expr)
         return lambda: frame
     backend = expr._find_backend(use_default=True)
-    if backend not in _RESULT_FOLDERS:  # one per connection, not one per result
-        _RESULT_FOLDERS[backend] = spill_folder("duckdb-result", backend)
-    path = _RESULT_FOLDERS[backend] / f"{uuid.uuid4().hex}.parquet"
+    if id(backend) not in _RESULT_FOLDERS:  # one per connection, not one per result
+        _RESULT_FOLDERS[id(backend)] = spill_folder("duckdb-result", backend)
+        weakref.finalize(backend, _RESULT_FOLDERS.pop, id(backend), None)
+    path = _RESULT_FOLDERS[id(backend)] / f"{uuid.uuid4().hex}.parquet"
     backend.to_parquet(expr, path, compression="uncompressed")
 
     def read() -> pd.DataFrame:
