@@ -66,8 +66,12 @@ typecheck: $(STAMP) ## mypy (strict) on src/
 	$(RUN) mypy src
 
 .PHONY: test
+# Two workers, each taking whole test files (module fixtures such as the Spark session stay in one
+# worker). One OpenMP thread each: with LightGBM's default of one per core, the two workers'
+# threads spun against each other and the run was slower than one worker.
 test: $(STAMP) java browser lint typecheck ## Lint, type checks, the whole test suite (Spark included) and the notebooks
-	@work=$$(mktemp -d) && CHURNMODEL_WORKDIR=$$work $(RUN) pytest --nbmake --durations=12 tests src notebooks; \
+	@work=$$(mktemp -d) && CHURNMODEL_WORKDIR=$$work OMP_NUM_THREADS=1 \
+	  $(RUN) pytest -n 2 --dist loadfile --nbmake --durations=12 tests src notebooks; \
 	  status=$$?; rm -rf $$work; exit $$status
 
 .PHONY: test-fast
