@@ -58,6 +58,23 @@ def test_csv_with_column_mapping_keeps_ids_and_converts_time_zones(con, tmp_path
     assert tables.observed_until == pd.Timestamp("2024-01-02")
 
 
+def test_zoned_timestamps_become_the_same_naive_utc_instants(con, tmp_path) -> None:
+    """Microseconds and a daylight-saving change survive; an infinite time is refused."""
+    local = pd.to_datetime(
+        ["2024-03-31 01:59:59.999999+01:00", "2024-03-31 03:00:00.000001+02:00"], utc=True
+    ).tz_convert("Europe/Berlin")
+    tx = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": local, "amount": [1.0, 2.0]})
+    rows = collect(check(con, {"transactions": tx}).tables["transactions"])
+    assert rows["timestamp"].tolist() == [
+        pd.Timestamp("2024-03-31 00:59:59.999999"),
+        pd.Timestamp("2024-03-31 01:00:00.000001"),
+    ]
+    path = write_csv(tmp_path, "tx", "customer_id,timestamp,amount\na,2024-01-01,1\nb,infinity,1\n")
+    err = error_of(con, {"transactions": path})
+    assert (err.table, err.column, err.rows) == ("transactions", "timestamp", 1)
+    assert "'infinity'" in str(err)
+
+
 def test_numeric_ids_from_pandas_become_text(con) -> None:
     tx = pd.DataFrame(
         {

@@ -401,6 +401,34 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
     assert at.loc[("f", str(CUTOFF)), "x_all"] == 1.5e10
 
 
+def test_fetched_measures_are_narrowed_per_batch_without_changing_a_value(
+    con: SQLBackend,
+) -> None:
+    """Small batches keep one to four bytes; one wide value widens the whole column back."""
+    rows = con.create_table(
+        "narrow_rows",
+        pa.table(
+            {
+                "order": list(range(6)),
+                "small": [1, 0, 1, 1, 0, 1],
+                "mixed": [1, -2, 300, 70_000, 2**40, None],
+                "x": [0.5, None, float("nan"), 1.0, 2.0, 3.0],
+            }
+        ),
+        temp=True,
+    )
+    fetched = pointintime._fetched_narrow(rows.order_by("order"), batch_rows=2)
+    small, no_gaps = fetched["small"]
+    assert small.dtype == "int8" and small.tolist() == [1, 0, 1, 1, 0, 1] and no_gaps is None
+    mixed, present = fetched["mixed"]
+    assert mixed.dtype == "int64"  # batches of int16, int32 and int64: the widest
+    assert mixed.tolist() == [1, -2, 300, 70_000, 2**40, 0]
+    assert present is not None and present.tolist() == [True] * 5 + [False]
+    x, x_present = fetched["x"]
+    assert x_present is not None and x_present.tolist() == [True, False, False, True, True, True]
+    assert x.tolist() == [0.5, 0.0, 0.0, 1.0, 2.0, 3.0]  # NaN is missing, as SQL skips NULL
+
+
 def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBackend) -> None:
     """Its results live in temporary tables; a long session must not collect them."""
     data = validated(con, tables([("a", -DAY, 5.0)], [], PEOPLE))

@@ -32,7 +32,7 @@ from churnmodel.data.quality import (
     regular_range,
     suspicious_id_conditions,
 )
-from churnmodel.engine import collect, scalar
+from churnmodel.engine import collect, naive_utc, scalar
 from churnmodel.errors import DataContractError
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,10 @@ def _typed(
             return value.try_cast("float64")
     if kind is Kind.TIMESTAMP:
         if dtype.is_string():
-            return value.try_cast("timestamp('UTC')").cast("timestamp")
-        if dtype.is_timestamp() or dtype.is_date():
+            return naive_utc(value.try_cast("timestamp('UTC')"))
+        if dtype.is_timestamp():
+            return naive_utc(value)
+        if dtype.is_date():
             return value.cast("timestamp")
     raise DataContractError(table, column, f"{kind.value}, got column type {dtype}")
 
