@@ -401,57 +401,6 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
     assert at.loc[("f", str(CUTOFF)), "x_all"] == 1.5e10
 
 
-def test_numbering_the_source_before_the_grouping_changes_no_value(con: SQLBackend) -> None:
-    """A lookup naming its source groups by integers; one naming another table still works."""
-    events = con.create_table(
-        "numbered_events",
-        pa.table(
-            {
-                "customer_id": ["a", "a", "b", "a", "c", "b"],
-                "day": [100, 100, 101, 130, 90, 125],
-                "kind": ["x", "y", "x", "x", "y", "y"],
-            }
-        ),
-        temp=True,
-    )
-    daily = events.group_by("customer_id", "day").aggregate(
-        n=ibis._.count(), x=(ibis._.kind == "x").cast("int64").sum()
-    )
-    aggs = {
-        "n_30": pointintime.Agg("n", "sum", pointintime.Window(30)),
-        "x_all": pointintime.Agg("x", "sum"),
-        "last": pointintime.Agg("day", "max"),
-    }
-    spine = ibis.memtable(
-        pa.table(
-            {
-                "customer_id": ["a", "b", "c", "d"],
-                "cutoff": [dt.date(1970, 5, 12)] * 3 + [dt.date(1970, 4, 12)],
-            }
-        )
-    )
-    numbers = ibis.memtable(pa.table({"customer_id": ["b", "a"], pointintime.NUMBER: [0, 1]}))
-    numbered = pointintime._numbered(pointintime.Lookup("t_", daily, aggs, source=events), numbers)
-    assert numbered.customer_id.type().is_integer()  # grouped by the number, not the text
-    assert sorted(collect(numbered)[pointintime.NUMBER]) == [0, 0, 1, 1]  # c has no number
-    by_source, other, plain = (
-        collect(pointintime.history(spine, lookup, method="binned")).sort_values(
-            "customer_id", ignore_index=True
-        )
-        for lookup in (
-            pointintime.Lookup("t_", daily, aggs, source=events),
-            pointintime.Lookup("t_", daily, aggs, source=spine),  # not under `daily`
-            pointintime.Lookup("t_", daily, aggs),
-        )
-    )
-    pd.testing.assert_frame_equal(by_source, plain, check_exact=True)
-    pd.testing.assert_frame_equal(other, plain, check_exact=True)
-    assert by_source["t_n_30"].tolist()[:3] == [1, 2, 0]  # a: day 130; b: days 101, 125; c: none
-    assert by_source["t_x_all"].tolist()[:3] == [2, 1, 0]
-    assert by_source["t_last"].tolist()[:3] == [130, 125, 90]
-    assert by_source["t_n_30"].isna().tolist()[3]  # d: no history before its cutoff
-
-
 def test_fetched_measures_are_narrowed_per_batch_without_changing_a_value(
     con: SQLBackend,
 ) -> None:

@@ -121,7 +121,7 @@ def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int
         aggs[f"{s}_total"] = Agg(f"n_{s}", "sum")
         aggs.update(windowed_sums(f"n_{s}", s, windows, trends))
     finish = partial(_features, buckets=buckets, config=config, data_start=data_start)
-    return FeatureFamily(FAMILY, Lookup(P, daily, aggs, source=events), finish)
+    return FeatureFamily(FAMILY, Lookup(P, daily, aggs), finish)
 
 
 def _features(

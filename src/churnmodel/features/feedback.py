@@ -67,7 +67,7 @@ def feedback_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily 
     finish = partial(
         _features, daily=daily, surveys=surveys, tickets=ticket is not None, config=config
     )
-    return FeatureFamily(FAMILY, Lookup(P, daily, aggs, source=events), finish)
+    return FeatureFamily(FAMILY, Lookup(P, daily, aggs), finish)
 
 
 def _features(

@@ -51,7 +51,7 @@ def transaction_family(
     }
     aggs.update(windowed_sums("purchases", "n", config.windows_days, config.trend_windows_days))
     aggs.update(windowed_sums("spend", "spend", config.windows_days, config.trend_windows_days))
-    lookup = Lookup(P, _purchase_days(transactions), aggs, source=transactions)
+    lookup = Lookup(P, _purchase_days(transactions), aggs)
     return FeatureFamily(FAMILY, lookup, partial(_features, config=config, data_start=data_start))
 
 
