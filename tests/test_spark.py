@@ -22,7 +22,7 @@ from churnmodel.features.matrix import build_feature_matrix
 from churnmodel.features.transactions import transaction_family
 from churnmodel.outreach.export import read_outreach
 from churnmodel.outreach.report import render_report, report_data
-from churnmodel.pointintime import Method, history
+from churnmodel.pointintime import history
 from churnmodel.timeline import build_spine
 from churnmodel.workflows import build_features, compute_kpis, load_data, score, score_on_spark
 
@@ -96,22 +96,16 @@ def test_a_large_training_matrix_is_sampled_by_stratum_on_spark(spark, tmp_path)
     pd.testing.assert_frame_equal(first, second)
 
 
-def test_the_binned_plan_streams_spark_results_like_the_sql_plan(spark, tmp_path) -> None:
-    """Not Spark's default plan, but one a caller may ask for: its batches come from Spark."""
+def test_the_binned_plan_is_refused_on_spark_with_the_plans_that_run_there(spark, tmp_path) -> None:
+    """Spark never picks it (`pointintime.plan`); a caller who asks is told what to use."""
     sources = simulated(tmp_path, "non_contractual", seed=6)
     tables = load_data(RunConfig(), sources, spark)
-    spine = build_spine(tables, CUTOFFS, RunConfig().label)
-    config = resolve(RunConfig.model_validate({"features": {"bgnbd": False}}), gather_facts(tables))
+    config = resolve(RunConfig(), gather_facts(tables))
+    spine = build_spine(tables, CUTOFFS, config.label)
     family = transaction_family(tables.tables["transactions"], config.features, 0)
     assert family.lookup is not None
-
-    def plan(method: Method) -> pd.DataFrame:
-        found = collect(history(spine, family.lookup, method=method))
-        return found.sort_values(["customer_id", "cutoff"], ignore_index=True)
-
-    binned = plan("binned")
-    assert len(binned) > 1_000 and binned["tx__n_all"].notna().any()
-    pd.testing.assert_frame_equal(binned, plan("running"), check_exact=True)
+    with pytest.raises(ValueError, match="binned plan runs on DuckDB; on Spark use 'running'"):
+        history(spine, family.lookup, method="binned")
 
 
 # -- scoring ---------------------------------------------------------------------------

@@ -297,15 +297,12 @@ def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
 
 
 def batches(expr: ibis.Table, rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
-    """`expr`'s result as Arrow batches of about `rows` rows, not gathered anywhere first.
+    """A DuckDB result as Arrow batches of about `rows` rows, not gathered anywhere first.
 
-    On DuckDB the batches stream from the running query, so a large result
-    is never held whole by the engine; on Spark they are cut from the
-    collected result. Ibis 12's own streaming call does not run on DuckDB 2.
+    The batches stream from the running query, so a large result is never
+    held whole by the engine. Ibis 12's own streaming call does not run on
+    DuckDB 2.
     """
-    if is_spark(expr):
-        yield from spark_to_arrow(to_spark(expr)).to_batches(max_chunksize=rows)
-        return
     backend = expr._find_backend(use_default=True)
     backend._run_pre_execute_hooks(expr)  # registers the in-memory tables it reads
     schema = expr.schema().to_pyarrow()  # DuckDB's own types (HUGEINT sums) as Ibis types them

@@ -177,6 +177,8 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -
     for lookup in lookups:
         _check(lookup)
     method = method or plan(lookups[0].daily, cutoffs=2)  # the plan for several cutoffs
+    if method == "binned" and is_spark(spine):
+        raise ValueError("the binned plan runs on DuckDB; on Spark use 'running' or 'direct'")
     looked_up = sorted(
         {
             (lookup.prefix + agg.column, agg.how, edge)
@@ -574,7 +576,7 @@ def _scatter(values: np.ndarray, cell: np.ndarray, cells: int, how: Reduction) -
     """`how` of the values per cell; cells without values hold the reduction's identity."""
     dtype = _wide(values.dtype)
     if how == "sum":
-        if float(np.abs(values).sum(dtype=np.float64)) < 2**53:
+        if float(np.abs(values, dtype=np.float64).sum()) < 2**53:  # no int8 wrap of -128
             # every partial sum is an integer below 2**53, exact in float64: bincount's
             # sequential float sum is then the exact sum, and much faster than add.at
             return np.bincount(cell, weights=values, minlength=cells).astype(dtype)
