@@ -421,7 +421,7 @@ def test_fetched_measures_are_narrowed_per_batch_without_changing_a_value(
     small, no_gaps = fetched["small"]
     assert small.dtype == "int8" and small.tolist() == [1, 0, 1, 1, 0, 1] and no_gaps is None
     mixed, present = fetched["mixed"]
-    assert mixed.dtype == "int64"  # batches of int16, int32 and int64: the widest
+    assert mixed.dtype == "int64"  # batches of int8, int32 and int64: the widest
     assert mixed.tolist() == [1, -2, 300, 70_000, 2**40, 0]
     assert present is not None and present.tolist() == [True] * 5 + [False]
     x, x_present = fetched["x"]
