@@ -20,6 +20,7 @@ from churnmodel.errors import ModelError
 from churnmodel.model.calibration import Calibrator, sigmoid
 from churnmodel.model.candidates import tree_log_odds
 from churnmodel.model.linear import LinearScorer
+from churnmodel.model.treeshap import tree_contributions
 
 Array = npt.NDArray[np.float64]
 
@@ -72,13 +73,13 @@ class ChurnModel:
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
         """Per-row, per-column share of the log-odds (TreeSHAP for trees, exact for linear).
 
-        Costly for trees (about 1000x a prediction): use on the rows that need reasons.
+        Costly for trees, even by patterns (`treeshap`): use on the rows that need reasons.
         """
         out = pd.DataFrame(0.0, index=features.index, columns=self.feature_names)
         if self.booster is not None:
             names = self.booster.feature_name()
-            values = self.booster.predict(features[names], pred_contrib=True)
-            out[names] += self._weight("trees") * np.asarray(values)[:, :-1]
+            values = tree_contributions(self.booster, features[names])
+            out[names] += self._weight("trees") * values[:, :-1]
         if self.linear is not None:
             part = self.linear.contributions(features)
             out[part.columns] += self._weight("linear") * part.to_numpy()
