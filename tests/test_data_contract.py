@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from pathlib import Path
 
+import ibis
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ibis.backends.sql import SQLBackend
 
 from churnmodel.config import FeatureConfig
 from churnmodel.data.load import load_tables
 from churnmodel.data.quality import QualityRules, regular_range
-from churnmodel.data.validate import validate_tables
-from churnmodel.engine import collect
+from churnmodel.data.validate import count_duplicates, validate_tables
+from churnmodel.engine import collect, scalar
 from churnmodel.errors import DataContractError
 from tests.conftest import features_at, frame
 
@@ -216,6 +220,32 @@ def test_exact_duplicates_are_reported_and_kept_by_default(con, caplog) -> None:
     dropped = check(con, {"transactions": tx}, duplicates="drop")
     assert dropped.reports["transactions"].duplicates_dropped
     assert len(collect(dropped.tables["transactions"])) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", None]),
+            st.sampled_from([0.0, -0.0, 2.5, math.nan, None]),  # DISTINCT: -0.0 is 0.0
+            st.sampled_from([dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1, 0, 0, 1), None]),
+        ),
+        max_size=25,
+    )
+)
+def test_duplicates_found_by_hashes_are_the_rows_distinct_drops(rows: list[tuple]) -> None:
+    ids, amounts, times = zip(*rows, strict=True) if rows else ((), (), ())
+    table = ibis.memtable(
+        pa.table(
+            {
+                "customer_id": pa.array(ids, pa.string()),
+                "amount": pa.array(amounts, pa.float64()),
+                "timestamp": pa.array(times, pa.timestamp("us")),
+            }
+        )
+    )
+    expected = len(rows) - scalar(table.distinct().count())
+    assert count_duplicates(table, len(rows)) == expected
 
 
 def test_customers_with_conflicting_rows_are_an_error(con) -> None:

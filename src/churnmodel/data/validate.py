@@ -19,7 +19,9 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churnmodel.config import NumberStyle
 from churnmodel.data.contract import CONTRACT, Kind, TableSpec
@@ -32,7 +34,7 @@ from churnmodel.data.quality import (
     regular_range,
     suspicious_id_conditions,
 )
-from churnmodel.engine import collect, naive_utc, scalar
+from churnmodel.engine import batches, collect, is_spark, naive_utc, scalar
 from churnmodel.errors import DataContractError
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,7 @@ def _validate_table(
     extra = [c for c in table.columns if c not in present] if spec.open_columns else []
     typed = wide.select(**{c: wide[_TYPED + c] for c in present}, **{c: wide[c] for c in extra})
     rows = int(row["rows"])
-    duplicate_rows = rows - int(scalar(typed.distinct().count()))
+    duplicate_rows = count_duplicates(typed, rows)
     warning = None
     if duplicate_rows:
         warning = f"table '{spec.name}': {duplicate_rows:,} exact duplicate row(s) " + (
@@ -295,6 +297,44 @@ _COMMA_EXPECTED = (
     "numbers written 1.234,56 (data.number_style = 'comma': a comma before the decimals, a "
     "point only between thousands); '12.50' or '1,234.56' would be misread"
 )
+
+
+HASHED_DUPLICATES_MAX_ROWS = 200_000_000
+"""Up to this many rows (1.6 GB of hashes) duplicates are found by sorting row hashes."""
+
+
+def count_duplicates(table: ibis.Table, rows: int) -> int:
+    """Rows that repeat another row exactly: rows minus distinct rows.
+
+    DuckDB's DISTINCT builds a hash table of every row (8.4-8.9 s for 47.6M
+    events). Sorting the rows' 64-bit hashes in numpy finds the same with
+    the fetch in 2.3 s: a row whose hash no other row has is unique, and
+    only rows whose hash repeats are compared in full, so a collision is
+    never counted. DuckDB hashes -0.0 and 0.0, NaNs and NULLs alike, as
+    DISTINCT counts them alike. On Spark (the hashes would leave the
+    cluster) and beyond `HASHED_DUPLICATES_MAX_ROWS`, DISTINCT.
+    """
+    if is_spark(table) or rows > HASHED_DUPLICATES_MAX_ROWS:
+        return rows - int(scalar(table.distinct().count()))
+    hashed = table.mutate(**{_ROW_HASH: ibis.struct({c: table[c] for c in table.columns}).hash()})
+    hashes = np.empty(rows, dtype=np.int64)  # filled and sorted in place: one copy in memory
+    filled = 0
+    for batch in batches(hashed.select(_ROW_HASH)):
+        hashes[filled : filled + len(batch)] = batch.column(0).to_numpy()
+        filled += len(batch)
+    hashes = hashes[:filled]
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    if not len(repeated):
+        return 0
+    suspects = hashed.semi_join(
+        ibis.memtable(pa.table({_ROW_HASH: pa.array(repeated)})), _ROW_HASH
+    ).drop(_ROW_HASH)
+    copies = suspects.group_by(suspects.columns).aggregate(n=ibis._.count())
+    return int(scalar(copies.n.sum() - copies.count()))
+
+
+_ROW_HASH = "__row_hash__"
 
 
 @dataclass(frozen=True)
