@@ -157,15 +157,15 @@ def lightgbm_matrix(booster: lgb.Booster, features: pd.DataFrame) -> Array:
     values training never saw, and missing ones, as NaN.
     """
     known = iter(booster.pandas_categorical or [])
-    columns = []
-    for name in features.columns:
+    matrix = np.empty(features.shape, order="F")  # by column: each split reads one column
+    for j, name in enumerate(features.columns):
         column = features[name]
         if isinstance(column.dtype, pd.CategoricalDtype):
             codes = column.cat.set_categories(next(known)).cat.codes.to_numpy()
-            columns.append(np.where(codes < 0, np.nan, codes.astype(np.float64)))
+            matrix[:, j] = np.where(codes < 0, np.nan, codes)
         else:
-            columns.append(column.to_numpy(dtype=np.float64, na_value=np.nan))
-    return np.column_stack(columns) if columns else np.empty((len(features), 0))
+            matrix[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return matrix
 
 
 def by_patterns(booster: lgb.Booster, trees: list[Tree], rows: Array) -> Array:
