@@ -35,9 +35,9 @@ import math
 import re
 import string
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -243,9 +243,10 @@ def explain(
     pushes = contributions.to_numpy(dtype=np.float64)
     qualifies = (pushes > 0) & _on_risky_side(features[names], by_name, typical)
     order = np.argsort(-np.where(qualifies, pushes, -np.inf), axis=1, kind="stable")
-    rows: list[dict[str, object]] = features.to_dict(orient="records")  # type: ignore[assignment]
+    columns = {name: features[name].to_numpy() for name in features.columns}
     reasons, actions = [], []
-    for i, row in enumerate(rows):
+    for i in range(len(features)):
+        row = Row(columns, i)
         texts: list[str] = []
         first_action = ""
         for j in order[i]:
@@ -263,6 +264,30 @@ def explain(
         reasons.append(texts + [""] * (n - len(texts)))
         actions.append(first_action)
     return Explanations(reasons, actions)
+
+
+class Row(Mapping[str, object]):
+    """Row `i` of a frame's columns, read only where a reason needs a value.
+
+    `DataFrame.to_dict("records")` boxed every column of every row first:
+    1.2 s of the 82k rows explained at 1M customers. `item` gives the same
+    Python values (float, or the category's value, or NaN).
+    """
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: Mapping[str, npt.NDArray[Any]], i: int) -> None:
+        self._columns, self._i = columns, i
+
+    def __getitem__(self, name: str) -> object:
+        value: object = self._columns[name].item(self._i)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
 
 
 def _no_behaviour_reason(
@@ -307,7 +332,7 @@ def _on_risky_side(
 
 def _render(
     spec: FeatureSpec,
-    row: dict[str, object],
+    row: Mapping[str, object],
     rules: Sequence[tuple[ReasonRule, Mapping[str, str]]],
     typical: Typical | None,
 ) -> tuple[str, str] | None:
@@ -342,7 +367,7 @@ def _action(spec: FeatureSpec, typical: Typical | None) -> str:
 
 
 def _context(
-    row: dict[str, object], value: object, groups: Mapping[str, str], typical: Typical | None
+    row: Mapping[str, object], value: object, groups: Mapping[str, str], typical: Typical | None
 ) -> Mapping[str, object]:
     context: dict[str, object] = {**groups, "value": value}
     if typical is not None:
@@ -352,7 +377,8 @@ def _context(
     if "kind" in groups:
         context["kind_text"] = groups["kind"].replace("_", " ").capitalize()
         context["kind_upper"] = groups["kind"].upper()
-    return ChainMap(context, row)  # the row is not copied for every reason
+    # the row is not copied for every reason; ChainMap writes only to its first map
+    return ChainMap(context, row)  # type: ignore[arg-type]
 
 
 def _format(template: str, context: Mapping[str, object]) -> str | None:
