@@ -248,6 +248,16 @@ def test_duplicates_found_by_hashes_are_the_rows_distinct_drops(rows: list[tuple
     assert count_duplicates(table, len(rows)) == expected
 
 
+def test_duplicates_under_a_default_collation_are_the_ones_distinct_finds() -> None:
+    nocase = ibis.duckdb.connect()
+    nocase.raw_sql("SET default_collation = 'nocase'")  # 'a' and 'A' are one value
+    nocase.raw_sql(
+        "CREATE TABLE t AS SELECT * FROM (VALUES ('a', 1.0), ('A', 1.0), ('b', 2.0)) v(id, x)"
+    )
+    table = nocase.table("t")
+    assert count_duplicates(table, 3) == 3 - scalar(table.distinct().count()) == 1
+
+
 def test_customers_with_conflicting_rows_are_an_error(con) -> None:
     tx = frame([("a", "2024-01-01", 1.0)], ["customer_id", "timestamp", "amount"])
     people = frame(

@@ -162,3 +162,39 @@ def test_boosters_outside_the_shortcut_go_to_lightgbm() -> None:
         assert np.array_equal(
             tree_contributions(booster, numbers), booster.predict(numbers, pred_contrib=True)
         )
+
+
+def test_frames_lightgbm_converts_otherwise_go_to_lightgbm() -> None:
+    rng = np.random.default_rng(11)
+    numbers = pd.DataFrame({"a": rng.normal(size=800), "c": rng.integers(0, 4, 800)})
+    label = ((numbers["a"] > 0) ^ (numbers["c"] == 2)).astype(int)
+    # trained without pandas categories: LightGBM reads a category column by its own codes
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 7, "min_data_per_group": 5},
+        lgb.Dataset(numbers.to_numpy(), label=label, categorical_feature=[1]),
+        10,
+    )
+    assert booster.pandas_categorical is None
+    frame = numbers.assign(c=pd.Categorical(numbers["c"]))
+    direct = booster.predict(frame, pred_contrib=True)
+    assert np.abs(tree_contributions(booster, frame) - direct).max() < 1e-12
+    with pytest.raises(ValueError, match="pandas dtypes"):  # text is refused, as before
+        tree_contributions(booster, numbers.assign(a=numbers["a"].astype(str)))
+
+
+def test_thresholds_the_dump_clips_go_to_lightgbm() -> None:
+    rng = np.random.default_rng(1)
+    huge = np.where(
+        rng.random(2000) < 0.5, rng.uniform(1, 10, 2000), rng.uniform(1e303, 1e304, 2000)
+    )
+    frame = pd.DataFrame({"a": huge, "b": rng.normal(size=2000)})
+    label = ((huge > 100) ^ (rng.random(2000) < 0.1)).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 4, "min_data_in_bin": 1},
+        lgb.Dataset(frame, label=label),
+        3,
+    )
+    assert patterned_trees(booster) is None  # a threshold near 8e303 reads 1e300 in the dump
+    rows = frame.iloc[:50].assign(a=2e300)  # between the dumped and the real threshold
+    direct = booster.predict(rows, pred_contrib=True)
+    assert np.array_equal(tree_contributions(booster, rows), direct)

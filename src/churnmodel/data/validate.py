@@ -201,7 +201,7 @@ def _validate_table(
     extra = [c for c in table.columns if c not in present] if spec.open_columns else []
     typed = wide.select(**{c: wide[_TYPED + c] for c in present}, **{c: wide[c] for c in extra})
     rows = int(row["rows"])
-    duplicate_rows = count_duplicates(typed, rows)
+    duplicate_rows = count_duplicates(typed, rows, by_hash=not extra)
     warning = None
     if duplicate_rows:
         warning = f"table '{spec.name}': {duplicate_rows:,} exact duplicate row(s) " + (
@@ -303,7 +303,7 @@ HASHED_DUPLICATES_MAX_ROWS = 200_000_000
 """Up to this many rows (1.6 GB of hashes) duplicates are found by sorting row hashes."""
 
 
-def count_duplicates(table: ibis.Table, rows: int) -> int:
+def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
     """Rows that repeat another row exactly: rows minus distinct rows.
 
     DuckDB's DISTINCT builds a hash table of every row (8.4-8.9 s for 47.6M
@@ -311,10 +311,19 @@ def count_duplicates(table: ibis.Table, rows: int) -> int:
     the fetch in 2.3 s: a row whose hash no other row has is unique, and
     only rows whose hash repeats are compared in full, so a collision is
     never counted. DuckDB hashes -0.0 and 0.0, NaNs and NULLs alike, as
-    DISTINCT counts them alike. On Spark (the hashes would leave the
-    cluster) and beyond `HASHED_DUPLICATES_MAX_ROWS`, DISTINCT.
+    DISTINCT counts them alike; it hashes the bytes, though, where a
+    collation (NOCASE) or a VARIANT value makes DISTINCT call different
+    bytes equal. So DISTINCT counts when the caller cannot vouch for the
+    columns' types (`by_hash` False: a table with the user's own columns),
+    under a default collation, on Spark (the hashes would leave the
+    cluster) and beyond `HASHED_DUPLICATES_MAX_ROWS`.
     """
-    if is_spark(table) or rows > HASHED_DUPLICATES_MAX_ROWS:
+    if (
+        not by_hash
+        or is_spark(table)
+        or rows > HASHED_DUPLICATES_MAX_ROWS
+        or _default_collation(table)
+    ):
         return rows - int(scalar(table.distinct().count()))
     hashed = table.mutate(**{_ROW_HASH: ibis.struct({c: table[c] for c in table.columns}).hash()})
     hashes = np.empty(rows, dtype=np.int64)  # filled and sorted in place: one copy in memory
@@ -335,6 +344,12 @@ def count_duplicates(table: ibis.Table, rows: int) -> int:
 
 
 _ROW_HASH = "__row_hash__"
+
+
+def _default_collation(table: ibis.Table) -> str:
+    """The DuckDB connection's default collation ('' unless someone set one)."""
+    backend = table._find_backend(use_default=True)
+    return str(backend.raw_sql("SELECT current_setting('default_collation')").fetchall()[0][0])
 
 
 @dataclass(frozen=True)

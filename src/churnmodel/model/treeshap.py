@@ -18,8 +18,9 @@ The split rules copy LightGBM's (`NumericalDecision` and
 `CategoricalDecision` in tree.h). So that a LightGBM release that changes
 them cannot change the reasons silently, every call compares a sample of
 rows with LightGBM's direct answer and, on a difference, uses LightGBM's
-answer for all rows. Boosters the shortcut does not cover (more than one
-tree per round, trees of more than 64 leaves) get LightGBM's directly.
+answer for all rows. Boosters and frames the shortcut does not cover
+(more than one tree per round, trees of more than 64 leaves, thresholds
+beyond 1e300, text columns) get LightGBM's directly.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ DENSE_SPLITS = 16
 """Up to this many splits a tree's patterns index a lookup table of 2**s entries."""
 MAX_SPLITS = 63
 """Patterns are int64 bit sets; deeper trees go to LightGBM directly."""
+CLIPPED = 1e300
+"""The dump clips thresholds to +-1e300 (AvoidInf); a tree with one goes to LightGBM."""
 CHUNK_ROWS = 200_000
 """Rows handled at a time, so the column copies stay small next to the result."""
 CHECK_ROWS = 64
@@ -90,7 +93,7 @@ def tree_contributions(booster: lgb.Booster, features: pd.DataFrame) -> Array:
     """What ``booster.predict(features, pred_contrib=True)`` returns, computed by patterns."""
     if not len(features):  # LightGBM refuses an empty frame
         return np.empty((0, (booster.num_feature() + 1) * booster.num_model_per_iteration()))
-    trees = patterned_trees(booster)
+    trees = patterned_trees(booster) if _plain_frame(booster, features) else None
     if trees is None:
         return np.asarray(booster.predict(features, pred_contrib=True), dtype=np.float64)
     matrix = lightgbm_matrix(booster, features)
@@ -111,6 +114,25 @@ def tree_contributions(booster: lgb.Booster, features: pd.DataFrame) -> Array:
     return values
 
 
+def _plain_frame(booster: lgb.Booster, features: pd.DataFrame) -> bool:
+    """Whether `lightgbm_matrix` converts `features` as LightGBM would.
+
+    Numbers and booleans, and as many category columns as the booster has
+    training categories; anything else (text, categories of a booster
+    trained without pandas) goes to LightGBM, which converts or refuses it.
+    """
+    kinds = [
+        "category"
+        if isinstance(dtype, pd.CategoricalDtype)
+        else "number"
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        else "other"
+        for dtype in features.dtypes
+    ]
+    trained = booster.pandas_categorical
+    return "other" not in kinds and kinds.count("category") == len(trained or [])
+
+
 def patterned_trees(booster: lgb.Booster) -> list[Tree] | None:
     """The trees `predict` uses, as split lists; None when the shortcut does not apply."""
     if booster.num_model_per_iteration() != 1:
@@ -119,7 +141,7 @@ def patterned_trees(booster: lgb.Booster) -> list[Tree] | None:
     for info in booster.dump_model()["tree_info"]:  # the trees predict uses (best_iteration)
         splits: list[Split] = []
         _collect_splits(info["tree_structure"], splits)
-        if len(splits) > MAX_SPLITS:
+        if len(splits) > MAX_SPLITS or any(abs(s.threshold) >= CLIPPED for s in splits):
             return None
         columns = sorted({s.feature for s in splits})
         trees.append(Tree(tuple(splits), (*columns, booster.num_feature())))
