@@ -182,7 +182,7 @@ def test_frames_lightgbm_converts_otherwise_go_to_lightgbm() -> None:
         tree_contributions(booster, numbers.assign(a=numbers["a"].astype(str)))
 
 
-def test_thresholds_the_dump_clips_go_to_lightgbm() -> None:
+def test_values_beyond_the_dumps_clipped_thresholds_go_to_lightgbm() -> None:
     rng = np.random.default_rng(1)
     huge = np.where(
         rng.random(2000) < 0.5, rng.uniform(1, 10, 2000), rng.uniform(1e303, 1e304, 2000)
@@ -194,7 +194,14 @@ def test_thresholds_the_dump_clips_go_to_lightgbm() -> None:
         lgb.Dataset(frame, label=label),
         3,
     )
-    assert patterned_trees(booster) is None  # a threshold near 8e303 reads 1e300 in the dump
-    rows = frame.iloc[:50].assign(a=2e300)  # between the dumped and the real threshold
-    direct = booster.predict(rows, pred_contrib=True)
-    assert np.array_equal(tree_contributions(booster, rows), direct)
+    # a threshold near 8e303 reads 1e300 in the dump; 2e300 lies between the two
+    for rows in (frame.iloc[:50].assign(a=2e300), frame.iloc[:50].assign(b=np.inf)):
+        direct = booster.predict(rows, pred_contrib=True)
+        assert np.abs(tree_contributions(booster, rows) - direct).max() < 1e-12
+    ordinary = frame.iloc[:50].assign(a=np.resize([5.0, 9.0, np.nan], 50))
+    assert (
+        np.abs(
+            tree_contributions(booster, ordinary) - booster.predict(ordinary, pred_contrib=True)
+        ).max()
+        < 1e-12
+    )

@@ -19,8 +19,8 @@ The split rules copy LightGBM's (`NumericalDecision` and
 them cannot change the reasons silently, every call compares a sample of
 rows with LightGBM's direct answer and, on a difference, uses LightGBM's
 answer for all rows. Boosters and frames the shortcut does not cover
-(more than one tree per round, trees of more than 64 leaves, thresholds
-beyond 1e300, text columns) get LightGBM's directly.
+(more than one tree per round, trees of more than 64 leaves, values
+beyond 1e300 in size, text columns) get LightGBM's directly.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ DENSE_SPLITS = 16
 MAX_SPLITS = 63
 """Patterns are int64 bit sets; deeper trees go to LightGBM directly."""
 CLIPPED = 1e300
-"""The dump clips thresholds to +-1e300 (AvoidInf); a tree with one goes to LightGBM."""
+"""The dump clips thresholds to +-1e300 (AvoidInf; a split of NaN from all numbers has +inf).
+
+Decisions agree for every value smaller in size, so a frame with any
+|x| >= 1e300 (or infinite) goes to LightGBM."""
 CHUNK_ROWS = 200_000
 """Rows handled at a time, so the column copies stay small next to the result."""
 CHECK_ROWS = 64
@@ -95,8 +98,10 @@ def tree_contributions(booster: lgb.Booster, features: pd.DataFrame) -> Array:
         return np.empty((0, (booster.num_feature() + 1) * booster.num_model_per_iteration()))
     trees = patterned_trees(booster) if _plain_frame(booster, features) else None
     if trees is None:
-        return np.asarray(booster.predict(features, pred_contrib=True), dtype=np.float64)
+        return _direct(booster, features)
     matrix = lightgbm_matrix(booster, features)
+    if np.any(np.abs(matrix) >= CLIPPED):  # beyond what the dump's thresholds tell apart
+        return _direct(booster, features)
     values = np.empty((len(matrix), matrix.shape[1] + 1))
     for start in range(0, len(matrix), CHUNK_ROWS):
         rows = matrix[start : start + CHUNK_ROWS]
@@ -110,8 +115,12 @@ def tree_contributions(booster: lgb.Booster, features: pd.DataFrame) -> Array:
             lgb.__version__,
             len(matrix),
         )
-        return np.asarray(booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+        return _direct(booster, features)
     return values
+
+
+def _direct(booster: lgb.Booster, features: pd.DataFrame) -> Array:
+    return np.asarray(booster.predict(features, pred_contrib=True), dtype=np.float64)
 
 
 def _plain_frame(booster: lgb.Booster, features: pd.DataFrame) -> bool:
@@ -141,7 +150,7 @@ def patterned_trees(booster: lgb.Booster) -> list[Tree] | None:
     for info in booster.dump_model()["tree_info"]:  # the trees predict uses (best_iteration)
         splits: list[Split] = []
         _collect_splits(info["tree_structure"], splits)
-        if len(splits) > MAX_SPLITS or any(abs(s.threshold) >= CLIPPED for s in splits):
+        if len(splits) > MAX_SPLITS:
             return None
         columns = sorted({s.feature for s in splits})
         trees.append(Tree(tuple(splits), (*columns, booster.num_feature())))
