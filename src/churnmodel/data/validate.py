@@ -340,7 +340,7 @@ def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
         ibis.memtable(pa.table({_ROW_HASH: pa.array(repeated)})), _ROW_HASH
     ).drop(_ROW_HASH)
     copies = suspects.group_by(suspects.columns).aggregate(n=ibis._.count())
-    return int(scalar(copies.n.sum() - copies.count()))
+    return int(scalar(copies.n.sum().fill_null(0) - copies.count()))  # 0 if no suspect is left
 
 
 _ROW_HASH = "__row_hash__"
