@@ -193,6 +193,18 @@ def is_spark(expr: ibis.Expr) -> bool:
     return bool(expr._find_backend(use_default=True).name == "pyspark")
 
 
+def default_collation(expr: ibis.Expr) -> str:
+    """The default collation of the DuckDB connection that runs `expr` ('' unless one was set).
+
+    Under one (e.g. NOCASE), DISTINCT and joins call different bytes equal.
+    Spark has none.
+    """
+    if is_spark(expr):
+        return ""
+    backend = expr._find_backend(use_default=True)
+    return str(backend.raw_sql("SELECT current_setting('default_collation')").fetchall()[0][0])
+
+
 def _duckdb_function(name: str, argument: dt.DataType, returns: dt.DataType) -> Any:
     """A DuckDB function of one argument that Ibis does not name, as an Ibis function."""
 

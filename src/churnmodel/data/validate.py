@@ -34,7 +34,7 @@ from churnmodel.data.quality import (
     regular_range,
     suspicious_id_conditions,
 )
-from churnmodel.engine import batches, collect, is_spark, naive_utc, scalar
+from churnmodel.engine import batches, collect, default_collation, is_spark, naive_utc, scalar
 from churnmodel.errors import DataContractError
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
         not by_hash
         or is_spark(table)
         or rows > HASHED_DUPLICATES_MAX_ROWS
-        or _default_collation(table)
+        or default_collation(table)
     ):
         return rows - int(scalar(table.distinct().count()))
     hashed = table.mutate(**{_ROW_HASH: ibis.struct({c: table[c] for c in table.columns}).hash()})
@@ -344,12 +344,6 @@ def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
 
 
 _ROW_HASH = "__row_hash__"
-
-
-def _default_collation(table: ibis.Table) -> str:
-    """The DuckDB connection's default collation ('' unless someone set one)."""
-    backend = table._find_backend(use_default=True)
-    return str(backend.raw_sql("SELECT current_setting('default_collation')").fetchall()[0][0])
 
 
 @dataclass(frozen=True)
