@@ -150,3 +150,49 @@ def test_attributes_never_take_a_list_column_or_header_name() -> None:
     assert people.machine_names(pd.Index(["segment", "Segment", "Risk tier"])) == {
         "Risk tier": "risk_tier"
     }
+
+
+def test_csv_matches_pandas_own_date_formatting(tmp_path: Path) -> None:
+    """Dates formatted before pandas writes give the bytes pandas' own `date_format` gives."""
+    from churnmodel._io import neutralise, write_csv
+
+    stamps = pd.to_datetime(["2026-01-01 13:45", None, "2025-12-31 23:59"])
+    mixed = [dt.datetime(2026, 1, 2, 5, 6), "text", None]
+    frames = {
+        "plain": pd.DataFrame(
+            {
+                "id": ["=a", "b", None],
+                "naive": stamps,
+                "aware": stamps.tz_localize("Europe/Berlin"),
+                "day": [dt.date(2026, 1, 3), None, dt.date(2026, 1, 4)],
+                "tier": pd.Categorical(["high", "low", "high"]),
+                "p": [0.1, float("nan"), 1e-5],
+                "flag": [True, False, True],
+            }
+        ),
+        "with datetime objects": pd.DataFrame({"when": pd.Series(mixed, dtype=object)}),
+    }
+    for name, frame in frames.items():
+        for sep, decimal in ((",", "."), (";", ",")):
+            ours = write_csv(frame, tmp_path / f"{name}.csv", sep=sep, decimal=decimal)
+            pandas_way = tmp_path / f"{name}-pandas.csv"
+            neutralise(frame).to_csv(
+                pandas_way,
+                index=False,
+                encoding="utf-8-sig",
+                date_format="%Y-%m-%d",
+                sep=sep,
+                decimal=decimal,
+                lineterminator="\r\n",
+            )
+            assert ours.read_bytes() == pandas_way.read_bytes(), name
+    assert "2026-01-02" in (tmp_path / "with datetime objects.csv").read_text("utf-8-sig")
+
+
+def test_the_formula_pattern_is_the_formula_starts() -> None:
+    import re
+
+    from churnmodel._io import FORMULA_PATTERN, FORMULA_STARTS
+
+    starts = {chr(c) for c in range(128) if re.match(FORMULA_PATTERN, chr(c) + "x")}
+    assert starts == set(FORMULA_STARTS)

@@ -31,6 +31,7 @@ from types import ModuleType
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnmodel.errors import ConfigError
@@ -401,16 +402,44 @@ def write_csv(frame: pd.DataFrame, target: Path, sep: str = ",", decimal: str = 
     for CSV injection); `sep` and `decimal` give, e.g., the German style.
     """
     with atomic_path(target) as tmp:
-        neutralise(frame).to_csv(
+        dated, date_format = _dates_as_text(neutralise(frame))
+        dated.to_csv(
             tmp,
             index=False,
             encoding="utf-8-sig",
-            date_format="%Y-%m-%d",
+            date_format=date_format,
             sep=sep,
             decimal=decimal,
             lineterminator="\r\n",  # Excel's own; a CR inside a cell is then quoted
         )
     return target
+
+
+DATE_FORMAT = "%Y-%m-%d"
+
+
+def _dates_as_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """`frame` with datetime columns written as ISO days, and the date format still to apply.
+
+    pandas applies a `date_format` by calling Python on every cell of every
+    text column (2.6M calls for a list of 400,000 rows), so datetime columns
+    are formatted here and the format is passed on only when a text column
+    holds datetime objects, which only pandas' own pass formats.
+    """
+    out = frame.copy(deep=False)
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime(DATE_FORMAT)
+    mixed = any(
+        pd.api.types.is_object_dtype(out[column])
+        and pd.api.types.infer_dtype(out[column], skipna=True) not in PLAIN_KINDS
+        for column in out.columns
+    )
+    return out, DATE_FORMAT if mixed else None
+
+
+PLAIN_KINDS = ("string", "empty", "integer", "floating", "boolean", "date", "decimal")
+"""What `infer_dtype` calls a column without datetime objects (a `datetime.date` is a day)."""
 
 
 def write_text(text: str, target: Path) -> Path:
@@ -422,6 +451,8 @@ def write_text(text: str, target: Path) -> Path:
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet run a text cell as a formula (OWASP, CSV injection)."""
+FORMULA_PATTERN = r"^[=+\-@\t\r]"
+"""The same starts as a regular expression, for Arrow's vectorised match."""
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -440,7 +471,9 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
         ) not in ("string", "empty"):
             out[column] = values.map(inert)
             continue
-        risky = values.str.startswith(FORMULA_STARTS).fillna(False).to_numpy(dtype=bool)
+        text = pa.array(values, pa.string(), from_pandas=True)
+        found = pc.match_substring_regex(text, FORMULA_PATTERN)
+        risky = found.fill_null(False).to_numpy(zero_copy_only=False)
         if risky.any():
             out[column] = values.where(~risky, "'" + values[risky])
     return out
