@@ -71,7 +71,7 @@ def _among(ids: pd.Series, others: pd.Series) -> np.ndarray:
     """
     text = pa.array(ids.astype(str), pa.string())
     found = pc.is_in(text, value_set=pa.array(others.astype(str), pa.string()))
-    return found.to_numpy(zero_copy_only=False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def read_outreach(path: Path) -> pd.DataFrame:
