@@ -532,3 +532,13 @@ def test_a_hard_address_space_limit_ends_in_a_message_not_a_crash(base, tmp_path
     assert "ulimit -v" in said and "DuckDB is held to" in said
     if done.returncode == 2:
         assert "error: out of memory" in said
+
+
+def test_suspicious_ids_are_counted_in_rows_not_ids(con) -> None:
+    import pyarrow as pa
+
+    from churnmodel.data.validate import suspicious_id_rows
+
+    ids = ["a ", "a ", " b", "12.0", "12.0", "12.0", "-7.00", "Zoë", "c", None]
+    table = con.create_table("suspects", pa.table({"customer_id": ids}), temp=True)
+    assert suspicious_id_rows(table.customer_id) == {"spaces": 3, "float": 4, "unicode": 1}
