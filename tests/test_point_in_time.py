@@ -200,6 +200,31 @@ def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, peo
     pd.testing.assert_frame_equal(binned, running, check_exact=True)  # exact decimals in both
 
 
+@settings(settings.get_profile("plans"))
+@given(
+    tx=transactions(PAST, FUTURE),
+    ev=events(PAST, FUTURE),
+    people=signups(PAST, FUTURE),
+)
+def test_one_cutoff_by_bands_of_days_gives_the_features_of_daily_rows(
+    con: SQLBackend, tx, ev, people
+) -> None:
+    """Scoring's one cutoff reduces events by bands of days (`banded_rows`), not by day."""
+    data = tables(tx, ev, people)
+    both = features_at(con, data, [(c, d) for c in CUSTOMERS for d in (EARLIER, CUTOFF)], CONFIG)
+    for day in (EARLIER, CUTOFF):
+        alone = features_at(con, data, [(c, day) for c in CUSTOMERS], CONFIG)
+        # (a category column lists the values of its own rows)
+        pd.testing.assert_frame_equal(
+            _categories_as_text(alone),
+            _categories_as_text(both[both["cutoff"] == pd.Timestamp(day)]),
+        )
+
+
+def _categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: object for c in frame.select_dtypes("category").columns})
+
+
 def outside_label_window() -> st.SearchStrategy[int]:
     return st.one_of(offsets(PAST, 0), offsets(HORIZON * DAY, FUTURE))
 

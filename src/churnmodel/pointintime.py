@@ -133,6 +133,41 @@ def daily_rows(table: ibis.Table, **measures: ir.Value) -> ibis.Table:
     )
 
 
+def window_edges(aggregates: Mapping[str, Agg]) -> tuple[int, ...]:
+    """Every edge (days before the cutoff) at which `history` reads these aggregates.
+
+    >>> window_edges({"n": Agg("n", "sum", Window(30)), "last": Agg("day", "max")})
+    (0, 30)
+    """
+    return tuple(sorted({edge for agg in aggregates.values() for edge in agg.window.edges()}))
+
+
+def banded_rows(
+    table: ibis.Table,
+    day: ir.IntegerValue,
+    cutoff: dt.date,
+    edges: Sequence[int],
+    **measures: ir.Value,
+) -> ibis.Table:
+    """Rows reduced to one per customer and band of days between two `edges`, for one cutoff.
+
+    `history` reads a window only at its edges, so for a single cutoff it
+    needs to know of each day just which band between two edges holds it:
+    the rows of a band can be reduced together, a few rows per customer
+    instead of one per active day. Each row's ``day`` is its band's last
+    day (`day` is the rows' day number), so `history` places it in the same
+    band; ``band`` (0: at or after the cutoff) is kept for joining other
+    banded rows. The result stands for daily rows only in a `history` call
+    whose spine has this one `cutoff` and reads no edge but these: measures
+    must mean per band what they would mean summed over its days (counts,
+    sums, distinct days), or be a minimum or maximum.
+    """
+    band = _band(day_number_of(cutoff) - day, edges)
+    return table.group_by(customer_id=table.customer_id, band=band).aggregate(
+        day=day.max(), **measures
+    )
+
+
 def plan(table: ibis.Table, cutoffs: int) -> Method:
     """The cheapest `history` plan for the engine that runs `table`.
 
@@ -271,7 +306,7 @@ def _direct(
     totals = sorted({(c, how) for c, how, _ in looked_up})
     pairs = keyed.inner_join(rows, "customer_id")
     days_before = pairs.cutoff_day - pairs.day
-    band = sum(((days_before > e).cast("int8") for e in edges), ibis.literal(0, "int8"))
+    band = _band(days_before, edges)
     counted = pairs.filter(days_before > edges[0])  # rows no edge reads are left out
     per_band = counted.group_by("customer_id", "cutoff_day", band=band).aggregate(
         **{_key(c, how): _running(counted[c], how) for c, how in totals}
@@ -284,6 +319,11 @@ def _direct(
             for c, how, e in looked_up
         }
     )
+
+
+def _band(days_before: ir.IntegerValue, edges: Sequence[int]) -> ir.IntegerValue:
+    """How many edges lie before a day (`days_before` the cutoff): at how many it counts."""
+    return sum(((days_before > e).cast("int8") for e in edges), ibis.literal(0, "int8"))
 
 
 def _binned_at_edges(

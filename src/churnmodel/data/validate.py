@@ -323,8 +323,8 @@ def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
     """Rows that repeat another row exactly: rows minus distinct rows.
 
     DuckDB's DISTINCT builds a hash table of every row (8.4-8.9 s for 47.6M
-    events). Sorting the rows' 64-bit hashes in numpy finds the same with
-    the fetch in 2.3 s: a row whose hash no other row has is unique, and
+    events). The rows' 64-bit hashes, fetched sorted, find the same in
+    about 3 s: a row whose hash no other row has is unique, and
     only rows whose hash repeats are compared in full, so a collision is
     never counted. DuckDB hashes -0.0 and 0.0, NaNs and NULLs alike, as
     DISTINCT counts them alike; it hashes the bytes, though, where a
@@ -342,13 +342,14 @@ def count_duplicates(table: ibis.Table, rows: int, by_hash: bool = True) -> int:
     ):
         return rows - int(scalar(table.distinct().count()))
     hashed = table.mutate(**{_ROW_HASH: ibis.struct({c: table[c] for c in table.columns}).hash()})
-    hashes = np.empty(rows, dtype=np.int64)  # filled and sorted in place: one copy in memory
+    # sorted by DuckDB on both cores (2.7 s for 47.6M events; numpy's sort of the same
+    # took 3.6 s after a 0.7 s fetch) into one array: equal hashes arrive side by side
+    hashes = np.empty(rows, dtype=np.int64)
     filled = 0
-    for batch in batches(hashed.select(_ROW_HASH)):
+    for batch in batches(hashed.select(_ROW_HASH).order_by(_ROW_HASH)):
         hashes[filled : filled + len(batch)] = batch.column(0).to_numpy()
         filled += len(batch)
     hashes = hashes[:filled]
-    hashes.sort()
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     if not len(repeated):
         return 0

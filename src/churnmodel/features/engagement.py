@@ -16,6 +16,7 @@ with four months of data is comparable with a late one.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -35,7 +36,16 @@ from churnmodel.features._math import (
     zero_if_null,
 )
 from churnmodel.features.catalog import FeatureFamily, Features, described, slug
-from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows, day_number
+from churnmodel.pointintime import (
+    Agg,
+    Lookup,
+    Window,
+    banded_rows,
+    cutoff_day,
+    daily_rows,
+    day_number,
+    window_edges,
+)
 
 FAMILY = "engagement"
 P = "ev__"
@@ -74,21 +84,27 @@ def event_types(config: FeatureConfig) -> EventTypes:
     return EventTypes(named, other, reserved)
 
 
-def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int) -> FeatureFamily:
+def engagement_family(
+    events: ibis.Table, config: FeatureConfig, data_start: int, cutoff: dt.date | None = None
+) -> FeatureFamily:
     """Per-type counts, rates, shares, ratios and trends, active days and weeks, a score.
 
     Active days, active weeks and days since the last event count every
     event type (a support ticket is a sign of life too). `data_start` is the
     day number of the first day of data, for rates over long windows.
+
+    Given the one `cutoff` of every spine row (scoring), the events are
+    reduced by bands of days between window edges (`banded_rows`) rather
+    than by day: a few rows per customer instead of one per active day.
+    At 1M customers that took scoring's pass from 14-17 s to ... s.
     """
     buckets = event_types(config)
     known = [*buckets.named.values(), *buckets.reserved]
-    counts = {
-        f"n_{s}": (events.event_type == t).cast("int64").sum() for s, t in buckets.named.items()
-    }
+    counts: dict[str, ir.Value] = {"n_all": ibis._.count()}
+    for s, t in buckets.named.items():
+        counts[f"n_{s}"] = (events.event_type == t).cast("int64").sum()
     if buckets.other:
         counts[f"n_{buckets.other}"] = (~events.event_type.isin(known)).cast("int64").sum()
-    daily = daily_rows(events, n_all=ibis._.count(), **counts)
     # A week counts in a window when its first active day lies in the window (events at or
     # after a cutoff cannot move that day before it). Weeks start on Monday: day 0,
     # 1970-01-01, was a Thursday. Grouping the events by week and joining on the day costs
@@ -97,19 +113,68 @@ def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int
     firsts = events.group_by(customer_id=events.customer_id, week=(day + 3) // 7).aggregate(
         first_day=day.min()
     )
+    if cutoff is None:
+        aggs = _aggregates(config, buckets, first_day_column="event_day")
+        rows = _daily(events, counts, firsts)
+    else:
+        aggs = _aggregates(config, buckets, first_day_column="first_event_day")
+        rows = _banded(events, day, counts, firsts, cutoff, window_edges(aggs))
+    finish = partial(_features, buckets=buckets, config=config, data_start=data_start)
+    return FeatureFamily(FAMILY, Lookup(P, rows, aggs), finish)
+
+
+def _daily(events: ibis.Table, counts: dict[str, ir.Value], firsts: ibis.Table) -> ibis.Table:
+    """One row per customer and active day; ``new_week`` marks the first active day of a week."""
+    daily = daily_rows(events, **counts)
     joined = daily.left_join(
         firsts, [daily.customer_id == firsts.customer_id, daily.day == firsts.first_day]
     )
-    daily = joined.select(
+    return joined.select(
         *daily.columns,
         active=ibis.literal(1, "int64"),
         event_day=joined.day,
         new_week=joined.first_day.notnull().cast("int64"),
     )
+
+
+def _banded(
+    events: ibis.Table,
+    day: ir.IntegerValue,
+    counts: dict[str, ir.Value],
+    firsts: ibis.Table,
+    cutoff: dt.date,
+    edges: tuple[int, ...],
+) -> ibis.Table:
+    """The same measures per band of days (`banded_rows`), for one cutoff.
+
+    Per band: its active days (distinct days), its latest and earliest
+    event day, and the weeks whose first active day lies in it. Every such
+    day is an active day, so each week lands in a band that has a row.
+    """
+    active = banded_rows(
+        events, day, cutoff, edges, **counts, active=day.nunique(), first_event_day=day.min()
+    )
+    weeks = banded_rows(firsts, firsts.first_day, cutoff, edges, new_week=ibis._.count())
+    joined = active.left_join(weeks, ["customer_id", "band"])
+    return joined.select(
+        "customer_id",
+        "day",
+        *counts,
+        "active",
+        "first_event_day",
+        event_day=joined.day,
+        new_week=joined.new_week.fill_null(0),
+    )
+
+
+def _aggregates(
+    config: FeatureConfig, buckets: EventTypes, first_day_column: str
+) -> dict[str, Agg]:
+    """What `history` reads for the family; the first event day comes from `first_day_column`."""
     windows, trends = config.windows_days, config.trend_windows_days
     aggs: dict[str, Agg] = {
         "last_day": Agg("event_day", "max"),
-        "first_day": Agg("event_day", "min"),
+        "first_day": Agg(first_day_column, "min"),
     }
     for w in {*windows, max(trends)}:  # active days per window, and per the longest trend
         aggs[f"active_{w}"] = Agg("active", "sum", Window(w))
@@ -120,8 +185,7 @@ def engagement_family(events: ibis.Table, config: FeatureConfig, data_start: int
     for s in buckets.slugs:
         aggs[f"{s}_total"] = Agg(f"n_{s}", "sum")
         aggs.update(windowed_sums(f"n_{s}", s, windows, trends))
-    finish = partial(_features, buckets=buckets, config=config, data_start=data_start)
-    return FeatureFamily(FAMILY, Lookup(P, daily, aggs), finish)
+    return aggs
 
 
 def _features(

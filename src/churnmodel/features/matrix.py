@@ -7,6 +7,7 @@ This is where results cross from the engine into pandas: one row per
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -58,12 +59,16 @@ class FeatureMatrix:
         return "label" in self.frame.columns
 
 
-def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[FeatureFamily]:
+def feature_families(
+    tables: ValidatedTables, config: FeatureConfig, cutoff: dt.date | None = None
+) -> list[FeatureFamily]:
     """Every family the available tables support, in a fixed order.
 
     Settings the config leaves open (event types, attributes) are first
     decided from these tables; training resolves them once, and a model
     carries the resolved config, so scoring never decides them again.
+    `cutoff`, when every spine row has that one cutoff, lets a family
+    reduce its rows for it alone (`pointintime.banded_rows`).
     """
     config = resolved_features(tables, config)
     start = day_number_of(tables.data_start.date())
@@ -71,7 +76,7 @@ def feature_families(tables: ValidatedTables, config: FeatureConfig) -> list[Fea
     if (transactions := tables.get("transactions")) is not None:
         families.append(transaction_family(transactions, config, start))
     if (events := tables.get("events")) is not None:
-        families.append(engagement_family(events, config, start))
+        families.append(engagement_family(events, config, start, cutoff))
         if (feedback := feedback_family(events, config)) is not None:
             families.append(feedback)
     if (customers := tables.get("customers")) is not None:
@@ -209,9 +214,11 @@ def build_feature_matrix(
             )
         cutoffs = int(scalar(spine.cutoff.nunique()))
         method = method or plan(spine, cutoffs)
+        single = None
         if cutoffs == 1:  # scoring: often a fraction of the customers
             tables = tables.of_customers(spine)
-        families = feature_families(tables, config)
+            single = pd.Timestamp(scalar(spine.cutoff.min())).date()
+        families = feature_families(tables, config, single)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
         fetch = collect_later(table)
