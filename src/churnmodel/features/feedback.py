@@ -10,6 +10,7 @@ type, no survey features without a `value` column (it is optional).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import ibis
@@ -24,10 +25,18 @@ FAMILY = "feedback"
 P = "fb__"
 
 
-def feedback_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily | None:
+def feedback_family(
+    events: ibis.Table,
+    config: FeatureConfig,
+    store: Callable[[ibis.Table], ibis.Table] = lambda table: table,
+) -> FeatureFamily | None:
     """Latest and mean survey answers, answer counts, ticket counts and recency.
 
-    None when the config and the data leave nothing to build.
+    None when the config and the data leave nothing to build. The daily
+    rows are read twice, by the history pass and for the latest answers;
+    `store` may materialise them so the events are grouped once (at 1M
+    customers, scoring's fetch of the matrix took 3.8 s, 1.2 s without
+    this family).
     """
     valued = "value" in events.columns
     surveys = {slug(s): s for s in config.feedback.surveys} if valued else {}
@@ -44,7 +53,7 @@ def feedback_family(events: ibis.Table, config: FeatureConfig) -> FeatureFamily 
         answered = (relevant.event_type == name) & relevant.value.notnull()
         measures[f"{s}_n"] = answered.cast("int64").sum()
         measures[f"{s}_sum"] = relevant.value.sum(where=answered)
-    daily = daily_rows(relevant, **measures)
+    daily = store(daily_rows(relevant, **measures)) if surveys else daily_rows(relevant, **measures)
     if surveys:
         daily = daily.mutate(
             **{

@@ -60,7 +60,10 @@ class FeatureMatrix:
 
 
 def feature_families(
-    tables: ValidatedTables, config: FeatureConfig, cutoff: dt.date | None = None
+    tables: ValidatedTables,
+    config: FeatureConfig,
+    cutoff: dt.date | None = None,
+    store: Callable[[ibis.Table], ibis.Table] = lambda table: table,
 ) -> list[FeatureFamily]:
     """Every family the available tables support, in a fixed order.
 
@@ -68,7 +71,8 @@ def feature_families(
     decided from these tables; training resolves them once, and a model
     carries the resolved config, so scoring never decides them again.
     `cutoff`, when every spine row has that one cutoff, lets a family
-    reduce its rows for it alone (`pointintime.banded_rows`).
+    reduce its rows for it alone (`pointintime.banded_rows`); `store`
+    materialises rows a family reads twice.
     """
     config = resolved_features(tables, config)
     start = day_number_of(tables.data_start.date())
@@ -77,7 +81,7 @@ def feature_families(
         families.append(transaction_family(transactions, config, start))
     if (events := tables.get("events")) is not None:
         families.append(engagement_family(events, config, start, cutoff))
-        if (feedback := feedback_family(events, config)) is not None:
+        if (feedback := feedback_family(events, config, store)) is not None:
             families.append(feedback)
     if (customers := tables.get("customers")) is not None:
         families.append(profile_family(customers, config.profile))
@@ -214,11 +218,12 @@ def build_feature_matrix(
             )
         cutoffs = int(scalar(spine.cutoff.nunique()))
         method = method or plan(spine, cutoffs)
-        single = None
-        if cutoffs == 1:  # scoring: often a fraction of the customers
+        if cutoffs == 1:  # scoring: often a fraction of the customers, and small rows to store
             tables = tables.of_customers(spine)
             single = pd.Timestamp(scalar(spine.cutoff.min())).date()
-        families = feature_families(tables, config, single)
+            families = feature_families(tables, config, single, materialize)
+        else:  # many cutoffs: stored rows would add to the largest memory peak
+            families = feature_families(tables, config)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
         fetch = collect_later(table)
