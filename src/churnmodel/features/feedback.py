@@ -35,8 +35,8 @@ def feedback_family(
     None when the config and the data leave nothing to build. The daily
     rows are read twice, by the history pass and for the latest answers;
     `store` may materialise them so the events are grouped once (at 1M
-    customers, scoring's fetch of the matrix took 3.8 s, 1.2 s without
-    this family).
+    customers, scoring's fetch of the matrix took 3.8 s with them grouped
+    again there, 2.0 s with them stored).
     """
     valued = "value" in events.columns
     surveys = {slug(s): s for s in config.feedback.surveys} if valued else {}
@@ -53,8 +53,9 @@ def feedback_family(
         answered = (relevant.event_type == name) & relevant.value.notnull()
         measures[f"{s}_n"] = answered.cast("int64").sum()
         measures[f"{s}_sum"] = relevant.value.sum(where=answered)
-    daily = store(daily_rows(relevant, **measures)) if surveys else daily_rows(relevant, **measures)
+    daily = daily_rows(relevant, **measures)
     if surveys:
+        daily = store(daily)  # the latest answers read the daily rows again
         daily = daily.mutate(
             **{
                 f"{s}_day": ibis.ifelse(daily[f"{s}_n"] > 0, daily.day, ibis.null("int64"))
