@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -477,6 +479,17 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
         if risky.any():
             out[column] = values.where(~risky, "'" + values[risky])
     return out
+
+
+def among(ids: pd.Series, others: pd.Series | pd.Index) -> npt.NDArray[np.bool_]:
+    """Which `ids` are among `others`, as text: ``ids.isin(others)`` for any number of ids.
+
+    pandas' `isin` on Arrow text makes a Python object of every id in
+    `others` (2-3 s for the 500,000 lapsed customers of a million).
+    """
+    text = pa.array(ids.astype(str), pa.string())
+    found = pc.is_in(text, value_set=pa.array(others.astype(str), pa.string()))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def map_text(frame: pd.DataFrame, change: Callable[[object], object]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from ibis.backends.sql import SQLBackend
 
 from churnmodel import spark_scoring, tracking
 from churnmodel._html import write_png
-from churnmodel._io import file_set, scratch_folder, write_csv, write_parquet
+from churnmodel._io import among, file_set, scratch_folder, write_csv, write_parquet
 from churnmodel.config import OutreachConfig, RunConfig
 from churnmodel.data.load import Source, load_tables
 from churnmodel.data.validate import ValidatedTables, check_survey_scales, validate_tables
@@ -648,7 +648,7 @@ def _plan_targeting(
         return plan_contacts(scored, budget), ()
     step("uplift of every scored customer")
     effects = predicted_uplift(tables, bundle, scored["customer_id"], scores.as_of, step)
-    known = scored["customer_id"].astype(str).isin(effects.index).to_numpy()
+    known = among(scored["customer_id"], effects.index)
     notes: tuple[str, ...] = ()
     if not known.all():
         notes = (
