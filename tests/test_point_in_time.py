@@ -24,6 +24,12 @@ from ibis.backends.sql import SQLBackend
 from churnmodel import pointintime
 from churnmodel.config import EngagementConfig, FeatureConfig, LabelConfig, ProfileConfig
 from churnmodel.engine import collect
+from churnmodel.features.matrix import (
+    add_derived,
+    feature_families,
+    feature_table,
+    to_stable_dtypes,
+)
 from churnmodel.timeline import build_spine
 from churnmodel.timeline.labels import add_labels
 from churnmodel.timeline.not_scored import NOT_SCORED_REASONS, OTHER_REASON, not_scored_customers
@@ -206,19 +212,32 @@ def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, peo
     ev=events(PAST, FUTURE),
     people=signups(PAST, FUTURE),
 )
-def test_one_cutoff_by_bands_of_days_gives_the_features_of_daily_rows(
-    con: SQLBackend, tx, ev, people
-) -> None:
-    """Scoring's one cutoff reduces events by bands of days (`banded_rows`), not by day."""
+def test_bands_of_days_give_the_features_of_daily_rows(con: SQLBackend, tx, ev, people) -> None:
+    """Events reduced by bands between probe days (`banded_rows`) lose nothing a feature reads.
+
+    At two cutoffs (training) and at one (scoring: other bands, and the
+    rows of the one cutoff's customers only).
+    """
     data = tables(tx, ev, people)
-    both = features_at(con, data, [(c, d) for c in CUSTOMERS for d in (EARLIER, CUTOFF)], CONFIG)
-    for day in (EARLIER, CUTOFF):
-        alone = features_at(con, data, [(c, day) for c in CUSTOMERS], CONFIG)
+    for cutoffs in ([EARLIER, CUTOFF], [CUTOFF]):
+        pairs = [(c, d) for c in CUSTOMERS for d in cutoffs]
+        banded = features_at(con, data, pairs, CONFIG)
         # (a category column lists the values of its own rows)
         pd.testing.assert_frame_equal(
-            _categories_as_text(alone),
-            _categories_as_text(both[both["cutoff"] == pd.Timestamp(day)]),
+            _categories_as_text(banded),
+            _categories_as_text(daily_features(con, data, pairs)),
         )
+
+
+def daily_features(
+    con: SQLBackend, data: dict[str, pd.DataFrame], pairs: list[tuple[str, dt.date]]
+) -> pd.DataFrame:
+    """`features_at` from rows reduced per day: the families given no cutoffs to band by."""
+    families = feature_families(validated(con, data), CONFIG)
+    table, specs = feature_table(spine_of(pairs), families, method="binned")
+    frame = collect(table).sort_values(["customer_id", "cutoff"], ignore_index=True)
+    frame, _ = add_derived(to_stable_dtypes(frame, specs), CONFIG, None, fit=True)
+    return frame.set_index("customer_id")
 
 
 def _categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from ibis.backends.sql import SQLBackend
 
@@ -273,7 +274,7 @@ equality was removed with an older connection while a newer one used it.
 """
 
 
-def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
+def collect_later(expr: ibis.Table, order_by: Sequence[str] = ()) -> Callable[[], pd.DataFrame]:
     """Run `expr` now; what it returns hands the rows over as pandas, once, when called.
 
     So that a large result and the engine tables it was computed from are
@@ -285,9 +286,15 @@ def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
     peaked at the engine's query (docs/performance.md). The file is
     removed once read, or with the folder. Spark results are
     collected at once, as `collect` does.
+
+    The rows come sorted by `order_by` (ascending, missing values last).
+    DuckDB writes them unsorted and the reader puts them in order
+    (`read_sorted`): at 1M customers, DuckDB's sort of the 4.4M-row matrix
+    took 15 s and spilled 3.3 GB; sorting its keys and taking each column
+    in that order takes about 5 s.
     """
     if is_spark(expr):
-        frame = collect(expr)
+        frame = collect(expr.order_by(list(order_by)) if order_by else expr)
         return lambda: frame
     backend = expr._find_backend(use_default=True)
     if id(backend) not in _RESULT_FOLDERS:  # one per connection, not one per result
@@ -298,14 +305,43 @@ def collect_later(expr: ibis.Table) -> Callable[[], pd.DataFrame]:
 
     def read() -> pd.DataFrame:
         try:
-            frame: pd.DataFrame = pq.read_table(path).to_pandas(
-                split_blocks=True, self_destruct=True
-            )
+            return read_sorted(path, order_by)
         finally:
             path.unlink(missing_ok=True)
-        return frame
 
     return read
+
+
+COLUMNS_AT_ONCE = 8
+"""Columns `read_sorted` reads, sorts and converts together: few enough that the
+sorted copy of them is a small part of the frame."""
+
+
+def read_sorted(path: Path, keys: Sequence[str]) -> pd.DataFrame:
+    """A parquet file's rows as pandas, sorted by `keys`, a few columns at a time.
+
+    Sorting the whole table at once would hold it twice (at 1M customers
+    the peak went from 5.8 to 8.9 GiB). Text sorts by its bytes, as
+    DuckDB's and Spark's default collation do.
+    """
+    if not keys:
+        whole: pd.DataFrame = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+        return whole
+    order = pc.sort_indices(
+        pq.read_table(path, columns=list(keys)), sort_keys=[(k, "ascending") for k in keys]
+    )
+    names = pq.read_schema(path).names
+    parts = []
+    for first in range(0, len(names), COLUMNS_AT_ONCE):
+        # one chunk first: Arrow's take across many chunks is several times slower
+        part = pq.read_table(path, columns=names[first : first + COLUMNS_AT_ONCE]).combine_chunks()
+        ordered = part.take(order)
+        del part  # at most two copies of a few columns at a time
+        parts.append(ordered.to_pandas(split_blocks=True, self_destruct=True))
+        del ordered
+    # side by side without a copy (copy-on-write): the frame is held once
+    frame: pd.DataFrame = pd.concat(parts, axis=1)
+    return frame
 
 
 def batches(expr: ibis.Table, rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:

@@ -115,7 +115,7 @@ def score_on_spark(
             return frame.cache()
 
         spine = materialize(build_spine(tables, [as_of], bundle.config.label, with_labels=False))
-        families = feature_families(tables, bundle.config.features, as_of, materialize)
+        families = feature_families(tables, bundle.config.features, [as_of], materialize)
         table, specs = feature_table(spine, families, materialize, method="direct")
         derived = derived_specs(bundle.config.features)
         check_columns(bundle, (*specs, *derived))

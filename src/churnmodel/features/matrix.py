@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ import pandas as pd
 from churnmodel.config import FeatureConfig, resolved
 from churnmodel.data.validate import ValidatedTables
 from churnmodel.discovery import gather_facts, is_resolved, resolve_features
-from churnmodel.engine import cache, collect_later, scalar
+from churnmodel.engine import cache, collect, collect_later, scalar
 from churnmodel.errors import ConfigError
 from churnmodel.features.bgnbd import SUMMARY, BgNbd, bgnbd_columns, fit_at_cutoff
 from churnmodel.features.bgnbd import feature_names as bgnbd_names
@@ -29,7 +29,7 @@ from churnmodel.features.engagement import engagement_family
 from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
-from churnmodel.pointintime import Method, day_number_of, history, plan
+from churnmodel.pointintime import Method, day_number_of, plan, totals_at_edges, with_history
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class FeatureMatrix:
 def feature_families(
     tables: ValidatedTables,
     config: FeatureConfig,
-    cutoff: dt.date | None = None,
+    cutoffs: Sequence[dt.date] | None = None,
     store: Callable[[ibis.Table], ibis.Table] = lambda table: table,
 ) -> list[FeatureFamily]:
     """Every family the available tables support, in a fixed order.
@@ -70,18 +70,18 @@ def feature_families(
     Settings the config leaves open (event types, attributes) are first
     decided from these tables; training resolves them once, and a model
     carries the resolved config, so scoring never decides them again.
-    `cutoff`, when every spine row has that one cutoff, lets a family
-    reduce its rows for it alone (`pointintime.banded_rows`); `store`
+    `cutoffs`, when every spine row has one of them, lets a family reduce
+    its rows for those alone (`pointintime.banded_rows`); `store`
     materialises rows a family reads twice.
     """
     config = resolved_features(tables, config)
     start = day_number_of(tables.data_start.date())
     families = []
     if (transactions := tables.get("transactions")) is not None:
-        families.append(transaction_family(transactions, config, start))
+        families.append(transaction_family(transactions, config, start, cutoffs))
     if (events := tables.get("events")) is not None:
-        families.append(engagement_family(events, config, start, cutoff))
-        if (feedback := feedback_family(events, config, store)) is not None:
+        families.append(engagement_family(events, config, start, cutoffs))
+        if (feedback := feedback_family(events, config, store, cutoffs)) is not None:
             families.append(feedback)
     if (customers := tables.get("customers")) is not None:
         families.append(profile_family(customers, config.profile))
@@ -147,10 +147,12 @@ def feature_table(
     """One history pass per family, then each family's features, keyed like the spine.
 
     The result has exactly the spine's rows (customers without any rows keep
-    their place) and the spine's columns followed by the features, sorted by
-    (customer_id, cutoff). `materialize` may store each pass's result, so
-    that the engine holds one pass in memory at a time (the binned plan
-    stores its own).
+    their place) and the spine's columns followed by the features, in no
+    particular order: a sort of the whole matrix is the caller's to ask for
+    (`collect_later` sorts for less). Each pass's totals are joined to the
+    table once (`with_history`). `materialize` may store each pass's
+    totals, so that the engine holds one pass in memory at a time (the
+    binned plan stores its own).
     """
     table = spine
     specs: list[FeatureSpec] = []
@@ -159,11 +161,10 @@ def feature_table(
             progress(f"{family.name} history pass")
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            found = history(spine, family.lookup, method=method)
+            at_edges = totals_at_edges(spine, family.lookup, method=method)
             if method != "binned":  # the binned plan has stored its result already
-                found = materialize(found)
-            looked_up = [c for c in found.columns if c not in spine.columns]
-            table = table.left_join(found, KEYS).select(*table.columns, *looked_up)
+                at_edges = materialize(at_edges)
+            table = with_history(table, at_edges, family.lookup)
         table, features = family.finish(table)
         table = table.mutate(**{spec.name: value for spec, value in features})
         specs.extend(spec for spec, _ in features)
@@ -173,7 +174,7 @@ def feature_table(
         raise ConfigError(
             f"feature names used twice (rename the attribute or event type): {clashes}"
         )
-    return table.select(*spine.columns, *names).order_by(KEYS), tuple(specs)
+    return table.select(*spine.columns, *names), tuple(specs)
 
 
 def build_feature_matrix(
@@ -216,22 +217,25 @@ def build_feature_matrix(
                 max_rows,
                 seed,
             )
-        cutoffs = int(scalar(spine.cutoff.nunique()))
-        method = method or plan(spine, cutoffs)
-        if cutoffs == 1:  # scoring: often a fraction of the customers, and small rows to store
+        cutoffs = cutoffs_of(spine)
+        method = method or plan(spine, len(cutoffs))
+        if len(cutoffs) == 1:  # scoring: often a fraction of the customers
             tables = tables.of_customers(spine)
-            single = pd.Timestamp(scalar(spine.cutoff.min())).date()
-            families = feature_families(tables, config, single, materialize)
-        else:  # many cutoffs: stored rows would add to the largest memory peak
-            families = feature_families(tables, config)
+        families = feature_families(tables, config, cutoffs or None, materialize)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
-        fetch = collect_later(table)
+        fetch = collect_later(table, order_by=KEYS)
         del table  # drops the binned plan's stored passes before pandas holds the matrix
     frame = fetch()  # the cached passes are gone too
     progress("dtypes and derived features")
     frame, fitted = add_derived(to_stable_dtypes(frame, specs), config, bgnbd, fit=fit_bgnbd)
     return FeatureMatrix(frame, (*specs, *derived_specs(config)), fitted)
+
+
+def cutoffs_of(spine: ibis.Table) -> list[dt.date]:
+    """The distinct cutoffs of the spine's rows, in order."""
+    found = collect(spine.select("cutoff").distinct())["cutoff"]
+    return sorted(pd.Timestamp(cutoff).date() for cutoff in found)
 
 
 def stratified_sample(spine: ibis.Table, share: float, seed: int) -> ibis.Table:

@@ -8,6 +8,8 @@ data before a cutoff divide by the days the data covers (see `engagement`).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from functools import partial
 
 import ibis
@@ -24,24 +26,51 @@ from churnmodel.features._math import (
     zero_if_null,
 )
 from churnmodel.features.catalog import FeatureFamily, Features, described
-from churnmodel.pointintime import Agg, Lookup, Window, cutoff_day, daily_rows
+from churnmodel.pointintime import (
+    Agg,
+    Lookup,
+    Window,
+    banded_rows,
+    cutoff_day,
+    daily_rows,
+    exact_sum,
+    window_edges,
+)
 
 FAMILY = "transactions"
 P = "tx__"  # prefix of this family's looked-up columns
 
 
 def transaction_family(
-    transactions: ibis.Table, config: FeatureConfig, data_start: int
+    transactions: ibis.Table,
+    config: FeatureConfig,
+    data_start: int,
+    cutoffs: Sequence[dt.date] | None = None,
 ) -> FeatureFamily:
     """RFM and purchase-rhythm features at every spine cutoff.
 
-    `data_start` is the day number of the first day of data.
+    `data_start` is the day number of the first day of data. Given the
+    spine's `cutoffs`, the purchase days are reduced by bands between probe
+    days (`banded_rows`) once their gaps are known, as engagement does.
     """
+    days = _purchase_days(transactions)
+    if cutoffs is None:
+        aggs = _aggregates(config, first_day_column="purchase_day")
+        rows = days
+    else:
+        aggs = _aggregates(config, first_day_column="first_purchase_day")
+        rows = _banded(days, cutoffs, window_edges(aggs))
+    lookup = Lookup(P, rows, aggs)
+    return FeatureFamily(FAMILY, lookup, partial(_features, config=config, data_start=data_start))
+
+
+def _aggregates(config: FeatureConfig, first_day_column: str) -> dict[str, Agg]:
+    """What `history` reads for the family; the first purchase day comes from `first_day_column`."""
     longest = max(config.windows_days)
     aggs: dict[str, Agg] = {
         "n_all": Agg("purchases", "sum"),
         "spend_all": Agg("spend", "sum"),
-        "first_day": Agg("purchase_day", "min"),
+        "first_day": Agg(first_day_column, "min"),
         "last_day": Agg("purchase_day", "max"),
         "gap_n": Agg("gap_n", "sum"),
         "gap_sum": Agg("gap", "sum"),
@@ -51,8 +80,26 @@ def transaction_family(
     }
     aggs.update(windowed_sums("purchases", "n", config.windows_days, config.trend_windows_days))
     aggs.update(windowed_sums("spend", "spend", config.windows_days, config.trend_windows_days))
-    lookup = Lookup(P, _purchase_days(transactions), aggs)
-    return FeatureFamily(FAMILY, lookup, partial(_features, config=config, data_start=data_start))
+    return aggs
+
+
+def _banded(days: ibis.Table, cutoffs: Sequence[dt.date], edges: tuple[int, ...]) -> ibis.Table:
+    """The purchase days' measures per band of days (`banded_rows`)."""
+    return banded_rows(
+        days,
+        days.day,
+        cutoffs,
+        edges,
+        purchases=days.purchases.sum(),
+        spend=exact_sum(days.spend),
+        refunds=days.refunds.sum(),
+        refund_amount=exact_sum(days.refund_amount),
+        purchase_day=days.purchase_day.max(),
+        first_purchase_day=days.purchase_day.min(),
+        gap=days.gap.sum(),
+        gap_sq=days.gap_sq.sum(),
+        gap_n=days.gap_n.sum(),
+    ).drop("band")
 
 
 def _features(t: ibis.Table, config: FeatureConfig, data_start: int) -> tuple[ibis.Table, Features]:
