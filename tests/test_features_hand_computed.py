@@ -216,3 +216,33 @@ def test_matrix_has_stable_keys_and_dtypes(features: pd.DataFrame) -> None:
     assert list(features["plan"].cat.categories) == ["basic", "pro"]
     numeric = features.drop(columns=["cutoff", "plan", "country"])
     assert (numeric.dtypes == "float64").all()
+
+
+def test_latest_answers_at_many_cutoffs_when_every_customer_has_answered(con: SQLBackend) -> None:
+    """The binned plan stores the answer days narrow when none is missing: still a join key.
+
+    Every spine row has an answer before its cutoff, so no total is NULL
+    and the plan keeps them in the narrowest integer type; the latest
+    answer is then found by joining on the last answer day.
+    """
+    events = frame(
+        [
+            ("a", "2024-01-10 08:00", "nps", 9.0),
+            ("a", "2024-02-10 08:00", "nps", 3.0),
+            ("b", "2024-01-10 09:00", "nps", 7.0),
+        ],
+        ["customer_id", "timestamp", "event_type", "value"],
+    )
+    transactions = frame(
+        [("a", "2024-01-05 10:00", 10.0), ("b", "2024-01-05 10:00", 5.0)],
+        ["customer_id", "timestamp", "amount"],
+    )
+    cutoffs = [dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    got = features_at(
+        con,
+        {"transactions": transactions, "events": events},
+        [(c, d) for c in ("a", "b") for d in cutoffs],
+        FeatureConfig(feedback=FeedbackConfig(surveys=["nps"])),
+    )
+    assert got["nps_last"].tolist() == [9.0, 3.0, 7.0, 7.0]  # a, a, b, b by cutoff
+    assert got["days_since_last_nps"].tolist() == [22.0, 20.0, 22.0, 51.0]

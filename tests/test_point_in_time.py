@@ -206,7 +206,7 @@ def test_every_history_plan_gives_the_same_features(con: SQLBackend, tx, ev, peo
     pd.testing.assert_frame_equal(binned, running, check_exact=True)  # exact decimals in both
 
 
-@settings(settings.get_profile("plans"))
+@settings(settings.get_profile("plans"), max_examples=7)  # four matrices per example
 @given(
     tx=transactions(PAST, FUTURE),
     ev=events(PAST, FUTURE),

@@ -17,7 +17,9 @@ so rows at or after the cutoff cannot leak into a feature.
 On a single machine the same running totals are cheaper without any sort:
 the few distinct probe days cut time into bins, the engine hands over the
 daily rows, and numpy sums them per (customer, bin) and accumulates over
-the bins (``method="binned"``, see `_binned_at_edges`).
+the bins (``method="binned"``, see `_binned_at_edges`). Since only the
+probe days matter, a family that knows the cutoffs can reduce its rows per
+band of days between two probe days rather than per day (`banded_rows`).
 
 Nothing else in the package compares a timestamp with a cutoff.
 """
@@ -172,10 +174,13 @@ def banded_rows(
 
 
 def exact_sum(column: ir.NumericValue) -> ir.Value:
-    """A float measure's sum for `banded_rows`: exactly the sum of its days, as float64.
+    """A float measure's sum for `banded_rows`, as float64: its days' DECIMAL total, rounded once.
 
     Summed as the DECIMAL(38, 9) `history` sums in, so a band's total does
-    not depend on the order in which the engine adds its days.
+    not depend on the order in which the engine adds its days. Back as
+    float64 it keeps the column's type; beyond about 8.4M (2**23) a
+    float64 no longer holds every billionth, so such a band total can
+    differ from the exact sum of its days by a unit in its last place.
     """
     return column.cast("decimal(38, 9)").sum().cast("float64")
 
@@ -293,21 +298,25 @@ def with_history(table: ibis.Table, at_edges: ibis.Table, *lookups: Lookup) -> i
     """Every row of `table` (customer_id, cutoff, any others) with the lookups' aggregates.
 
     `at_edges` is `totals_at_edges` of a spine holding `table`'s customers
-    and cutoffs; a row it has no totals for gets NULL aggregates.
+    and cutoffs; a row it has no totals for gets NULL aggregates. The
+    aggregates are computed on `at_edges` before the join, so that they
+    are plain columns of the result, which later joins may use as keys.
     """
-    joined = table.mutate(cutoff_day=day_number(table.cutoff)).left_join(
-        at_edges, ["customer_id", "cutoff_day"]
-    )
-    return joined.select(
-        *table.columns,
+    aggregates = at_edges.select(
+        "customer_id",
+        "cutoff_day",
         **{
             lookup.prefix + name: _combine(
-                joined, lookup.prefix, agg, lookup.daily[agg.column].type()
+                at_edges, lookup.prefix, agg, lookup.daily[agg.column].type()
             )
             for lookup in lookups
             for name, agg in lookup.aggregates.items()
         },
     )
+    joined = table.mutate(cutoff_day=day_number(table.cutoff)).left_join(
+        aggregates, ["customer_id", "cutoff_day"]
+    )
+    return joined.select(*table.columns, *aggregates.columns[2:])
 
 
 def _running_at_edges(

@@ -75,6 +75,7 @@ def feature_families(
     materialises rows a family reads twice.
     """
     config = resolved_features(tables, config)
+    cutoffs = cutoffs or None  # no spine rows: nothing to band by
     start = day_number_of(tables.data_start.date())
     families = []
     if (transactions := tables.get("transactions")) is not None:
@@ -221,7 +222,7 @@ def build_feature_matrix(
         method = method or plan(spine, len(cutoffs))
         if len(cutoffs) == 1:  # scoring: often a fraction of the customers
             tables = tables.of_customers(spine)
-        families = feature_families(tables, config, cutoffs or None, materialize)
+        families = feature_families(tables, config, cutoffs, materialize)
         table, specs = feature_table(spine, families, materialize, method, progress)
         progress("joining and fetching the matrix")
         fetch = collect_later(table, order_by=KEYS)
@@ -260,7 +261,7 @@ def stratified_sample(spine: ibis.Table, share: float, seed: int) -> ibis.Table:
 def to_stable_dtypes(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.DataFrame:
     """Fix column order and dtypes, so equal inputs give equal frames.
 
-    Rows arrive sorted by (customer_id, cutoff) from the engine. Works in
+    Rows arrive sorted by (customer_id, cutoff) (`collect_later`). Works in
     place where it can: the matrix can be gigabytes.
     """
     label = ["label"] if "label" in frame.columns else []
