@@ -174,14 +174,17 @@ def banded_rows(
 
 
 def exact_sum(column: ir.NumericValue) -> ir.Value:
-    """A float measure's sum for `banded_rows`, as float64: its days' DECIMAL total, rounded once.
+    """A measure's sum for `banded_rows`, in the column's type; floats via their DECIMAL total.
 
-    Summed as the DECIMAL(38, 9) `history` sums in, so a band's total does
-    not depend on the order in which the engine adds its days. Back as
-    float64 it keeps the column's type; beyond about 8.4M (2**23) a
-    float64 no longer holds every billionth, so such a band total can
-    differ from the exact sum of its days by a unit in its last place.
+    Integers sum exactly as they are. Floats are summed as the
+    DECIMAL(38, 9) `history` sums in, so a band's total does not depend on
+    the order in which the engine adds its days, and come back as float64
+    (rounded once): beyond about 8.4M (2**23) a float64 no longer holds
+    every billionth, so such a band total can differ from the exact sum of
+    its days by a unit in its last place.
     """
+    if not column.type().is_floating():
+        return column.sum()
     return column.cast("decimal(38, 9)").sum().cast("float64")
 
 

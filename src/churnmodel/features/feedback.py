@@ -89,17 +89,13 @@ def feedback_family(
             rows.day,
             cutoffs,
             window_edges(aggs),
-            **{m: _band_sum(rows[m]) for m in measures},
+            **{m: exact_sum(rows[m]) for m in measures},
             **{d: rows[d].max() for d in last_days},
         ).drop("band")
     finish = partial(
         _features, daily=daily, surveys=surveys, tickets=ticket is not None, config=config
     )
     return FeatureFamily(FAMILY, Lookup(P, rows, aggs), finish)
-
-
-def _band_sum(column: ir.NumericValue) -> ir.Value:
-    return exact_sum(column) if column.type().is_floating() else column.sum()
 
 
 def _features(
