@@ -130,7 +130,7 @@ def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeyp
     )
     table = con.create_table("rows", rows, temp=True)
     read = collect_later(table, order_by=["customer_id"])
-    (waiting,) = list(tmp_path.glob(".churnmodel-duckdb-result.*/*.parquet"))
+    (waiting,) = list(tmp_path.glob(".churnmodel-duckdb-result.*/*.arrow"))
     assert oct(waiting.parent.stat().st_mode & 0o777) == "0o700"
     con.drop_table("rows")  # what the caller frees before reading
     pd.testing.assert_frame_equal(read(), rows.sort_by("customer_id").to_pandas())
@@ -146,13 +146,14 @@ def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeyp
     assert later()["customer_id"].tolist() == ["b", "a", "c"]
 
 
-def test_a_result_is_sorted_by_every_key_in_turn_across_row_groups(monkeypatch) -> None:
+def test_a_result_is_sorted_by_every_key_in_turn_across_batches(monkeypatch) -> None:
     """`read_sorted`: rows in order of the first key, then the second, each row whole.
 
-    300k rows span three of DuckDB's parquet row groups, and two columns at
-    a time are read, so the order holds across both kinds of border.
+    300k rows span three batches of the Arrow file, and two columns at a
+    time are read, so the order holds across both kinds of border.
     """
     monkeypatch.setattr(engine, "COLUMNS_AT_ONCE", 2)
+    monkeypatch.setattr(engine, "WRITE_BATCH_ROWS", 100_000)
     n = 300_000
     number = np.arange(n)
     rows = pa.table(

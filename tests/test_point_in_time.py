@@ -479,7 +479,7 @@ def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBac
     label = LabelConfig(
         business="non_contractual", activity="transactions", active_window_days=30, horizon_days=30
     )
-    spine = build_spine(data, [CUTOFF], label)
+    spine = build_spine(data, [EARLIER, CUTOFF], label)  # one pass, binned for two cutoffs
     engine = spine._find_backend(use_default=True)  # the test's tables are in-memory ones
 
     def stored() -> list[str]:
@@ -487,7 +487,7 @@ def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBac
         names = engine.raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
         return [name for (name,) in names if name.startswith("churnmodel_binned_")]
 
-    assert stored()  # eligibility and labels, each a binned pass
+    assert stored()
     assert len(collect(spine)) == 1
     del spine
     gc.collect()

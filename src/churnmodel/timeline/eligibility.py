@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 import ibis
 
@@ -18,12 +19,15 @@ from churnmodel.pointintime import (
     Agg,
     Lookup,
     Window,
+    banded_rows,
     before,
     cutoffs_table,
     daily_rows,
+    day_number,
     history,
     may_overlap,
     plan,
+    window_edges,
 )
 
 
@@ -46,12 +50,37 @@ def activity_days(tables: ValidatedTables, label: LabelConfig) -> ibis.Table:
     return daily_rows(activity_rows(tables, label), active=ibis._.count())
 
 
-def eligible(tables: ValidatedTables, cutoffs: list[dt.date], label: LabelConfig) -> ibis.Table:
-    """(customer_id, cutoff) for every customer eligible at each cutoff."""
+def activity_bands(
+    tables: ValidatedTables, label: LabelConfig, cutoffs: Sequence[dt.date], edges: Sequence[int]
+) -> ibis.Table:
+    """`activity_days` reduced per band of days between probe days (`banded_rows`).
+
+    Also `first`, the band's first active day, so that a customer's span of
+    activity can be read from the bands.
+    """
+    rows = activity_rows(tables, label)
+    day = day_number(rows.timestamp)
+    return banded_rows(rows, day, cutoffs, edges, first=day.min(), active=ibis._.count())
+
+
+def eligible(
+    tables: ValidatedTables,
+    cutoffs: list[dt.date],
+    label: LabelConfig,
+    also: Mapping[str, Agg] | None = None,
+) -> ibis.Table:
+    """(customer_id, cutoff) for every customer eligible at each cutoff.
+
+    `also` (non-contractual only) adds aggregates of the same qualifying
+    activity as columns, read in the same history pass: labels need the
+    activity after the cutoff of exactly the eligible rows.
+    """
     grid = cutoffs_table(cutoffs)
     if label.contractual:
+        if also:
+            raise ValueError("a contractual business has no activity pass to add aggregates to")
         return _contractual(tables, grid)
-    return _non_contractual(tables, grid, label, len(set(cutoffs)))
+    return _non_contractual(tables, grid, label, sorted(set(cutoffs)), also or {})
 
 
 def signup_dates(tables: ValidatedTables) -> ibis.Table:
@@ -96,17 +125,21 @@ def _contractual(tables: ValidatedTables, grid: ibis.Table) -> ibis.Table:
 
 
 def _non_contractual(
-    tables: ValidatedTables, grid: ibis.Table, label: LabelConfig, cutoffs: int
+    tables: ValidatedTables,
+    grid: ibis.Table,
+    label: LabelConfig,
+    cutoffs: list[dt.date],
+    also: Mapping[str, Agg],
 ) -> ibis.Table:
-    daily = activity_days(tables, label)
+    aggregates = {"active": Agg("active", "sum", Window(days=label.active_window_days)), **also}
+    bands = activity_bands(tables, label, cutoffs, window_edges(aggregates))
     # Only customers whose activity span reaches into the window can qualify;
     # pruning the rest keeps the history pass small. The pass decides.
-    spans = daily.group_by("customer_id").aggregate(first=daily.day.min(), last=daily.day.max())
+    spans = bands.group_by("customer_id").aggregate(
+        first=bands["first"].min(), last=bands.day.max()
+    )
     pairs = spans.cross_join(grid)
     reaches = may_overlap(pairs["first"], pairs["last"], pairs.cutoff, label.active_window_days)
     candidates = pairs.filter(reaches).select("customer_id", "cutoff")
-    recent = Agg("active", "sum", Window(days=label.active_window_days))
-    seen = history(
-        candidates, Lookup("", daily, {"active": recent}), method=plan(candidates, cutoffs)
-    )
-    return seen.filter(seen.active > 0).select("customer_id", "cutoff")
+    seen = history(candidates, Lookup("", bands, aggregates), method=plan(candidates, len(cutoffs)))
+    return seen.filter(seen.active > 0).select("customer_id", "cutoff", *also)

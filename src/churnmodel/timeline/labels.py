@@ -33,8 +33,21 @@ def add_labels(tables: ValidatedTables, spine: ibis.Table, label: LabelConfig) -
         )
         return joined.select("customer_id", "cutoff", label=churned.cast("int8"))
     daily = activity_days(tables, label)
-    ahead = Agg("active", "sum", label_window(label.horizon))
-    future = history(spine, Lookup("", daily, {"active": ahead}))
-    return future.select(
-        "customer_id", "cutoff", label=(ibis.coalesce(future.active, 0) == 0).cast("int8")
+    future = history(spine, Lookup("", daily, {AHEAD: activity_ahead(label)}))
+    return labelled_by_activity(future)
+
+
+AHEAD = "active_ahead"
+"""The column of qualifying activity in the label window, before it becomes a label."""
+
+
+def activity_ahead(label: LabelConfig) -> Agg:
+    """Rows of qualifying activity in the label window ``[c, c + horizon)``."""
+    return Agg("active", "sum", label_window(label.horizon))
+
+
+def labelled_by_activity(spine: ibis.Table) -> ibis.Table:
+    """(customer_id, cutoff, label) from the spine's `AHEAD` column: none ahead is churn."""
+    return spine.select(
+        "customer_id", "cutoff", label=(ibis.coalesce(spine[AHEAD], 0) == 0).cast("int8")
     )
