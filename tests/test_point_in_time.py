@@ -384,10 +384,14 @@ def test_non_contractual_customers_are_eligible_or_not_scored_with_the_inactive_
     assert OTHER_REASON not in left.values()
 
 
-def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
-    con: SQLBackend, monkeypatch: pytest.MonkeyPatch
+def test_the_binned_plan_with_missing_values_and_extremes_equals_the_sql_plan(
+    con: SQLBackend,
 ) -> None:
-    """Chunks of customers, NULL measures and awkward decimals: the SQL plan's values."""
+    """NULL measures, awkward decimals, integers spanning 2**62: the SQL plan's values.
+
+    The span makes the running extremes rank their values first; a float
+    maximum, which the binned plan leaves to SQL, must still come out.
+    """
     day = pointintime.day_number_of
     daily = con.create_table(
         "binned_daily",
@@ -400,7 +404,7 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
                 # large sums round in DECIMAL(38, 9) as DuckDB casts them; 1.5e10
                 # billionths overflow int64 (found by review: both differed as floats)
                 "x": [0.1, 0.2, None, None, 1e-9, 123456.789, 484260785.16, 168141525.49, 1.5e10],
-                "n": [1, 2, 3, 4, 5, 6, 7, 8, 9],
+                "n": [1, 2, 3, 4, 5, -(2**61), 7, -8, 2**61],
             }
         ),
         temp=True,
@@ -423,9 +427,10 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
             "n_prev": pointintime.Agg("n", "sum", pointintime.Window(30, skip=7)),
             "last_x": pointintime.Agg("x_day", "max"),
             "first_x": pointintime.Agg("x_day", "min"),
+            "n_max": pointintime.Agg("n", "max"),
+            "n_min": pointintime.Agg("n", "min"),
         },
     )
-    monkeypatch.setattr(pointintime, "BIN_CELLS", 3)  # one customer per chunk
 
     def plan(method: pointintime.Method) -> pd.DataFrame:
         found = collect(pointintime.history(spine, lookup, method=method))
@@ -443,6 +448,13 @@ def test_the_binned_plan_in_chunks_with_missing_values_equals_the_sql_plan(
     assert at.loc[("c", str(CUTOFF)), "first_x"] == 0
     assert at.loc[("e", str(CUTOFF)), "x_7"] == 652402310.65
     assert at.loc[("f", str(CUTOFF)), "x_all"] == 1.5e10
+    assert (at.loc[("e", str(CUTOFF)), "n_max"], at.loc[("e", str(CUTOFF)), "n_min"]) == (7, -8)
+    assert at.loc[("c", str(CUTOFF)), "n_min"] == -(2**61)
+    assert at.loc[("f", str(CUTOFF)), "n_max"] == 2**61
+    floats = pointintime.Lookup("", daily, {"x_max": pointintime.Agg("x", "max")})
+    assert not pointintime._binnable(floats)
+    maxima = collect(pointintime.history(spine, floats, method="binned"))
+    assert maxima.set_index("customer_id").loc["e", "x_max"] == 484260785.16
 
 
 def test_fetched_measures_are_narrowed_per_batch_without_changing_a_value(

@@ -14,10 +14,10 @@ totals at the probes. Plain SQL window functions run on DuckDB, Spark and
 warehouses alike, and a probe at the cutoff only ever sees days before it,
 so rows at or after the cutoff cannot leak into a feature.
 
-On a single machine the same running totals are cheaper without any sort:
-the few distinct probe days cut time into bins, the engine hands over the
-daily rows, and numpy sums them per (customer, bin) and accumulates over
-the bins (``method="binned"``, see `_binned_at_edges`). Since only the
+On a single machine the same running totals are cheaper in numpy: the few
+distinct probe days cut time into bins, the engine hands over the daily
+rows, and numpy runs through them once in (customer, bin) order
+(``method="binned"``, see `_binned_at_edges`). Since only the
 probe days matter, a family that knows the cutoffs can reduce its rows per
 band of days between two probe days rather than per day (`banded_rows`).
 
@@ -31,7 +31,7 @@ import datetime as dt
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import ibis
@@ -48,8 +48,6 @@ EPOCH = ibis.date(1970, 1, 1)
 Reduction = Literal["sum", "max", "min"]
 Method = Literal["running", "direct", "binned"]
 
-BIN_CELLS = 1 << 26
-"""Customers x bins summed at once by the binned plan (512 MB per int64 measure)."""
 NUMBER = "_churnmodel_customer_number"
 """The binned plan's integer customer key, named so no measure can clash with it."""
 DECIMALS = 9
@@ -245,7 +243,8 @@ def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -
     as soon as there are several.
 
     ``method="binned"`` (the default off Spark) reads the same running
-    totals from numpy, without a sort: see `_binned_at_edges`. It runs the
+    totals from numpy, without the engine's window sort: see
+    `_binned_at_edges`. It runs the
     engine at once rather than when the result is.
 
     `history` is `with_history` of `totals_at_edges`: a caller that adds
@@ -264,6 +263,8 @@ def totals_at_edges(
     for lookup in lookups:
         _check(lookup)
     method = method or plan(lookups[0].daily, cutoffs=2)  # the plan for several cutoffs
+    if method == "binned" and not all(_binnable(lookup) for lookup in lookups):
+        method = "running"
     if method == "binned" and is_spark(spine):
         raise ValueError("the binned plan runs on DuckDB; on Spark use 'running' or 'direct'")
     looked_up = sorted(
@@ -402,14 +403,16 @@ def _binned_at_edges(
     The distinct probe days (each cutoff minus each edge: a few dozen for
     monthly cutoffs) cut time into bins; a daily row's bin is the number of
     probe days on or before its day, so the total before probe day ``p_j``
-    is the total of bins ``0..j``. One scatter-add per measure into
-    (customer, bin) cells, accumulated along the bins, answers every probe:
-    the engine only groups and joins, and nothing is sorted. Integer sums
-    are exact; float measures are summed as the billionths DuckDB's cast to
-    DECIMAL(38, 9) gives, in two int64 limbs, and handed back as that
-    DECIMAL: the result does not depend on the order in which the engine
-    returns rows, and equals the SQL plans' to the last digit. None when there
-    is no probe to read.
+    is the total of the customer's rows in bins ``0..j``. The rows are put
+    in (customer, bin) order once, and each measure is one running sum (or
+    maximum) over them, read where each probe's rows end (`_Runs`): the
+    engine only groups and joins. Integer sums are exact; float measures
+    are summed as the billionths DuckDB's cast to DECIMAL(38, 9) gives, in
+    two int64 limbs, and handed back as that DECIMAL: the result does not
+    depend on the order in which the engine returns rows, and equals the
+    SQL plans' to the last digit. Minimums and maximums must be of integers
+    (days); `totals_at_edges` runs other ones in SQL. None when there is no
+    probe to read.
     """
     probes = keyed.to_pyarrow()
     if probes.num_rows == 0:
@@ -423,7 +426,7 @@ def _binned_at_edges(
         for agg in lookup.aggregates.values()
     }
     rows = _numbered_rows(lookups, measures, encoded.dictionary, before=int(probe_days[-1]))
-    bins = _Bins.of(
+    runs = _Runs.of(
         row_customer=rows.pop(NUMBER)[0],
         row_bin=np.searchsorted(probe_days, rows.pop("day")[0], side="right"),
         probe_customer=encoded.indices.to_numpy().astype(np.int64),
@@ -436,7 +439,7 @@ def _binned_at_edges(
     }
     for column, how in sorted({(c, how) for c, how, _ in looked_up}):
         wanted = [e for c, h, e in looked_up if (c, h) == (column, how)]
-        read = bins.read(*rows[column], how, wanted)
+        read = runs.read(*rows[column], how, wanted)
         out.update({_key(column, how, e): read[e] for e in wanted})
     # stored where the daily rows are: the spine may be an in-memory table of no engine
     return _stored(pa.table(out), like=lookups[0].daily)
@@ -556,20 +559,26 @@ def _as_numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 @dataclass(frozen=True)
-class _Bins:
-    """Daily rows and probes numbered by their (bin, customer) cell, in chunks of customers.
+class _Runs:
+    """Daily rows in (customer, bin) order, and the row at which each probe reads its totals.
 
-    Cells are bin-major, so accumulating along the bins adds whole rows of
-    a grid. A chunk holds at most `BIN_CELLS` cells, so the arrays summed
-    per measure stay bounded whatever the number of customers.
+    A probe at bin j of its customer reads the customer's rows in bins
+    0..j: in this order, the rows from the customer's first up to the last
+    one with a bin of at most j. A running sum over all rows, less its value
+    before the customer's first row, is their total; in int64 even when the
+    running sum wraps, since only the difference is read. The work grows
+    with rows and probes, not with customers x bins (a dense grid of
+    60M cells per measure at 1M customers and 60 probe days).
     """
 
-    bins: int
-    probes: int
-    chunks: tuple[_Chunk, ...]
-    scratch: dict[np.dtype, np.ndarray] = field(default_factory=dict, compare=False)
-    """A grid per type, filled again for each measure: fresh grids of 60M cells
-    cost more in page faults than the work done in them."""
+    order: np.ndarray
+    """The fetched row at each sorted place."""
+    start: np.ndarray
+    """Per sorted row, the place of its customer's first row."""
+    segment: np.ndarray
+    """Per sorted row, its customer's rank among the customers with rows."""
+    reads: Mapping[int, np.ndarray]
+    """Per edge and probe, the sorted place it reads; -1 where its customer has no row before."""
 
     @classmethod
     def of(
@@ -579,91 +588,82 @@ class _Bins:
         probe_customer: np.ndarray,
         probe_bin: Mapping[int, np.ndarray],
         bins: int,
-    ) -> _Bins:
-        customers = int(probe_customer.max()) + 1
-        step = max(1, BIN_CELLS // bins)
-        chunks = []
-        for first in range(0, customers, step):
-            size = min(step, customers - first)
-            rows = _between(row_customer, first, size)
-            probes = _between(probe_customer, first, size)
-            # row_bin is int64 first: the fetched customer numbers may be narrower than `first`
-            row_cell = row_bin[rows] * size + row_customer[rows] - first
-            probe_cell = {
-                e: b[probes] * size + (probe_customer[probes] - first) for e, b in probe_bin.items()
-            }
-            rows_per_cell = np.bincount(row_cell, minlength=size * bins)
-            single = bool(rows_per_cell.max(initial=0) <= 1)
-            rows_before = _fold_bins(rows_per_cell, "sum", bins)
-            seen = {e: rows_before[cell] > 0 for e, cell in probe_cell.items()}
-            chunks.append(_Chunk(size * bins, rows, row_cell, probes, probe_cell, seen, single))
-        return cls(bins, len(probe_customer), tuple(chunks))
-
-    def _grid(self, dtype: np.dtype, chunk: _Chunk) -> np.ndarray | None:
-        """The scratch grid of the chunk's cells for a measure of `dtype`, where one is needed.
-
-        Only rows banded by the probe days (at most one per cell) fill a
-        grid cell by cell; otherwise `_scatter` makes its own (None).
-        """
-        if not chunk.single:
-            return None
-        wide = _wide(dtype)
-        if wide not in self.scratch:
-            self.scratch[wide] = np.empty(max(c.cells for c in self.chunks), dtype=wide)
-        return self.scratch[wide][: chunk.cells]
+    ) -> _Runs:
+        key = row_customer.astype(np.int64) * bins + row_bin
+        order = np.argsort(key)
+        key = key[order]
+        customer = row_customer[order]
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = customer[1:] != customer[:-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
+        segment = np.cumsum(first) - 1
+        probe_key = probe_customer.astype(np.int64) * bins
+        reads = {}
+        for edge, probe in probe_bin.items():
+            place = np.searchsorted(key, probe_key + probe, side="right") - 1
+            own = place >= 0
+            own[own] = customer[place[own]] == probe_customer[own]
+            reads[edge] = np.where(own, place, -1)
+        return cls(order, start, segment, reads)
 
     def read(
         self, values: np.ndarray, present: np.ndarray | None, how: Reduction, edges: list[int]
     ) -> dict[int, pa.Array]:
         """The `how` of `values` before each edge at every probe; null where none came before."""
-        exact = how == "sum" and values.dtype.kind == "f"
-        parts = _billionth_limbs(values) if exact else (values,)
-        found = [{e: np.zeros(self.probes, dtype=_wide(p.dtype)) for e in edges} for p in parts]
-        seen = {e: np.zeros(self.probes, dtype=bool) for e in edges}
-        for chunk in self.chunks:
-            cell, kept = chunk.row_cell, None
-            if present is not None:
-                kept = present[chunk.rows]
-                cell = cell[kept]
-                before = _fold_bins(np.bincount(cell, minlength=chunk.cells), "sum", self.bins)
-            for e in edges:
-                seen[e][chunk.probes] = (
-                    chunk.seen[e] if kept is None else before[chunk.probe_cell[e]] > 0
-                )
-            for part, into in zip(parts, found, strict=True):
-                chunk_values = part[chunk.rows] if kept is None else part[chunk.rows][kept]
-                per_cell = _scatter(
-                    chunk_values, cell, chunk.cells, how, self._grid(part.dtype, chunk)
-                )
-                running = _fold_bins(per_cell, how, self.bins)
-                for e in edges:
-                    into[e][chunk.probes] = running[chunk.probe_cell[e]]
-        if not exact:
-            # stored narrow: DuckDB keeps temporary tables uncompressed, 8 bytes per int64
-            return {e: pa.array(_narrowest(found[0][e]), mask=~seen[e]) for e in edges}
-        return {e: _decimal(found[0][e], found[1][e], ~seen[e]) for e in edges}
+        values = values[self.order]
+        seen = {e: self.reads[e] >= 0 for e in edges}
+        if present is not None:
+            present = present[self.order]
+            held = self._running_sum(present.astype(np.int64))
+            seen = {e: seen[e] & (self._at(held, e) > 0) for e in edges}
+        if how == "sum" and values.dtype.kind == "f":
+            high, low = (self._running_sum(limb) for limb in _billionth_limbs(values))
+            return {e: _decimal(self._at(high, e), self._at(low, e), ~seen[e]) for e in edges}
+        if how == "sum":
+            running = self._running_sum(values.astype(np.int64))
+        else:
+            running = self._running_extreme(values, how, present)
+        # stored narrow: DuckDB keeps temporary tables uncompressed, 8 bytes per int64
+        return {e: pa.array(_narrowest(self._at(running, e)), mask=~seen[e]) for e in edges}
 
+    def _running_sum(self, values: np.ndarray) -> np.ndarray:
+        """Per sorted row, the sum of its customer's values up to it."""
+        total = np.cumsum(values)
+        return np.asarray(total - (total - values)[self.start])
 
-@dataclass(frozen=True)
-class _Chunk:
-    """One range of customers: its rows and probes, and the cell each reads or writes."""
+    def _running_extreme(
+        self, values: np.ndarray, how: Reduction, present: np.ndarray | None
+    ) -> np.ndarray:
+        """Per sorted row, the maximum (minimum) of its customer's integers up to it.
 
-    cells: int
-    rows: np.ndarray | slice
-    row_cell: np.ndarray
-    probes: np.ndarray | slice
-    probe_cell: Mapping[int, np.ndarray]
-    seen: Mapping[int, np.ndarray]
-    """Per edge, whether any row lies before it (measures without missing values)."""
-    single: bool
-    """Whether every cell holds at most one row (rows banded by the probe days)."""
+        Each customer's values are lifted above every earlier customer's
+        (by their rank times the span of all values), so one running
+        maximum over all rows restarts at each customer. Values whose span
+        would overflow that are replaced by their ranks first.
+        """
+        sign = -1 if how == "min" else 1
+        lifted = values.astype(np.int64) * sign
+        if len(lifted) == 0:
+            return lifted
+        low = int(lifted.min())
+        if present is not None:  # missing values count as the lowest: never a maximum
+            lifted = np.where(present, lifted, low)
+        distinct = None
+        span = int(lifted.max()) - low + 1
+        if span * (int(self.segment[-1]) + 1) >= 2**62:
+            distinct, lifted = np.unique(lifted, return_inverse=True)
+            low, span = 0, len(distinct)
+        offset = self.segment * span
+        running = np.maximum.accumulate(lifted - low + offset) - offset
+        extreme = running + low if distinct is None else distinct[running]
+        return np.asarray(extreme * sign)
 
-
-def _between(numbers: np.ndarray, first: int, count: int) -> np.ndarray | slice:
-    """Where `numbers` lies in ``[first, first + count)``: every place, when all of them do."""
-    if len(numbers) == 0 or (first <= int(numbers.min()) and int(numbers.max()) < first + count):
-        return slice(None)
-    return np.flatnonzero((numbers >= first) & (numbers < first + count))
+    def _at(self, running: np.ndarray, edge: int) -> np.ndarray:
+        """`running` read at each probe's place for `edge` (0 where it has none)."""
+        place = self.reads[edge]
+        if len(running) == 0:
+            return np.zeros(len(place), dtype=running.dtype)
+        return np.where(place >= 0, running[np.maximum(place, 0)], 0)
 
 
 def _billionth_limbs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -694,54 +694,12 @@ def _decimal(high: np.ndarray, low: np.ndarray, missing: np.ndarray) -> pa.Array
     )
 
 
-def _wide(dtype: np.dtype) -> np.dtype:
-    """The type sums and results of a measure are held in: int64 for (narrowed) integers."""
-    return np.dtype(np.int64) if dtype.kind == "i" else dtype
-
-
-def _scatter(
-    values: np.ndarray, cell: np.ndarray, cells: int, how: Reduction, grid: np.ndarray | None
-) -> np.ndarray:
-    """`how` of the values per cell; cells without values hold the reduction's identity.
-
-    Given a `grid` (rows banded by the probe days, at most one per cell,
-    `banded_rows`), each row is its cell's value, written into the grid.
-    Otherwise a minimum or maximum takes numpy's ``ufunc.at``: at 1M
-    customers, 14 s for the engagement pass's two over 30M daily rows.
-    """
-    dtype = _wide(values.dtype)
-    low, high = (-np.inf, np.inf) if dtype.kind == "f" else _int_range(dtype)
-    identity = {"sum": 0, "max": low, "min": high}[how]
-    if grid is not None:
-        grid.fill(identity)
-        grid[cell] = values
-        return grid
-    if how == "sum":
-        if float(np.abs(values, dtype=np.float64).sum()) < 2**53:  # no int8 wrap of -128
-            # every partial sum is an integer below 2**53, exact in float64: bincount's
-            # sequential float sum is then the exact sum, and much faster than add.at
-            return np.bincount(cell, weights=values, minlength=cells).astype(dtype)
-        total = np.zeros(cells, dtype=dtype)
-        np.add.at(total, cell, values)
-        return total
-    total = np.full(cells, identity, dtype=dtype)
-    (np.maximum if how == "max" else np.minimum).at(total, cell, values)
-    return total
-
-
-def _int_range(dtype: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
-
-
-def _fold_bins(per_cell: np.ndarray, how: Reduction, bins: int) -> np.ndarray:
-    """Each cell's value folded with the same customer's cells in every earlier bin."""
-    grid = per_cell.reshape(bins, -1)
-    if how == "sum":
-        np.cumsum(grid, axis=0, out=grid)
-    else:
-        (np.maximum if how == "max" else np.minimum).accumulate(grid, axis=0, out=grid)
-    return per_cell
+def _binnable(lookup: Lookup) -> bool:
+    """Whether the binned plan reads every aggregate: its minimums and maximums are of integers."""
+    return all(
+        agg.how == "sum" or _numeric(lookup.daily[agg.column]).type().is_integer()
+        for agg in lookup.aggregates.values()
+    )
 
 
 def _check(lookup: Lookup) -> None:
