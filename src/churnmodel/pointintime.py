@@ -418,7 +418,13 @@ def _binned_at_edges(
     if probes.num_rows == 0:
         return None
     encoded = probes["customer_id"].combine_chunks().dictionary_encode()
+    probe_customer = encoded.indices.to_numpy().astype(np.int64)
     cutoff = probes["cutoff_day"].to_numpy().astype(np.int64)
+    # probes in (customer, cutoff) order, so that each edge's reads run forward through the
+    # sorted rows: numpy's search for sorted needles took 0.17 s where random ones took 5.3
+    since = cutoff - cutoff.min()
+    order = np.argsort(probe_customer * (int(since.max()) + 1) + since)
+    probes, probe_customer, cutoff = probes.take(order), probe_customer[order], cutoff[order]
     probe_days = np.unique(cutoff[:, None] - np.asarray(edges, dtype=np.int64))
     measures = {
         lookup.prefix + agg.column: _numeric(lookup.daily[agg.column])
@@ -429,7 +435,7 @@ def _binned_at_edges(
     runs = _Runs.of(
         row_customer=rows.pop(NUMBER)[0],
         row_bin=np.searchsorted(probe_days, rows.pop("day")[0], side="right"),
-        probe_customer=encoded.indices.to_numpy().astype(np.int64),
+        probe_customer=probe_customer,
         probe_bin={e: np.searchsorted(probe_days, cutoff - e) for e in edges},
         bins=len(probe_days),
     )
