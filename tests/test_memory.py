@@ -162,6 +162,9 @@ def test_a_result_is_sorted_by_every_key_in_turn_across_batches(monkeypatch) -> 
             "customer_id": pa.array((number * 7919 % 1000).astype(str)),
             "cutoff": pa.array(number * 31 % 997, pa.int32()).cast(pa.date32()),
             "n": number,
+            # numbers with gaps are gathered through numpy: NaN, as pandas has them from Arrow
+            "maybe": pa.array(np.where(number % 3 == 0, np.nan, number / 7), from_pandas=True),
+            "count": pa.array([None if i % 5 == 0 else i % 100 for i in range(n)], pa.int8()),
         }
     )
     con = connect()

@@ -21,6 +21,7 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -341,36 +342,53 @@ def read_sorted(path: Path, keys: Sequence[str]) -> pd.DataFrame:
     the peak went from 5.8 to 8.9 GiB). Text sorts by its bytes, as
     DuckDB's and Spark's default collation do.
     """
-    names = _read_arrow(path).schema.names
     if not keys:
         whole: pd.DataFrame = _read_arrow(path).to_pandas(split_blocks=True, self_destruct=True)
         return whole
+    names = _read_arrow(path).schema.names
     order = pc.sort_indices(
         _read_arrow(path, [names.index(k) for k in keys]),
         sort_keys=[(k, "ascending") for k in keys],
     )
+    places = order.to_numpy().astype(np.intp)
     parts = []
     for first in range(0, len(names), COLUMNS_AT_ONCE):
         fields = list(range(first, min(first + COLUMNS_AT_ONCE, len(names))))
         # one chunk first: Arrow's take across many chunks is several times slower
-        part = _read_arrow(path, fields).combine_chunks()
-        ordered = part.take(order)
-        del part  # at most two copies of a few columns at a time
-        parts.append(ordered.to_pandas(split_blocks=True, self_destruct=True))
-        del ordered
+        parts.append(_in_order(_read_arrow(path, fields).combine_chunks(), order, places))
     # side by side without a copy (copy-on-write): the frame is held once
     frame: pd.DataFrame = pd.concat(parts, axis=1)
     return frame
 
 
-def _read_arrow(path: Path, fields: Sequence[int] = ()) -> pa.Table:
-    """The given columns (by place; all when none) of an Arrow file, read into memory.
+def _in_order(part: pa.Table, order: pa.Array, places: np.ndarray) -> pd.DataFrame:
+    """`part`'s rows taken in `order` (`places` as numpy), as pandas.
 
-    Read, not memory-mapped: mapped pages would count in the process'
-    memory until the file is closed.
+    Numbers go to numpy first and are gathered there (missing values
+    become NaN, as pandas would have them): at 1M customers, Arrow's take
+    and conversion of the 87 numeric columns took 5.4 s.
+    """
+    names = part.column_names
+    numeric = [
+        name
+        for name, dtype in zip(names, part.schema.types, strict=True)
+        if pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
+    ]
+    columns = {name: part[name].to_numpy()[places] for name in numeric}
+    others = part.drop_columns(numeric).take(order)
+    del part
+    columns.update(others.to_pandas(split_blocks=True, self_destruct=True).items())
+    return pd.DataFrame({name: columns[name] for name in names}, copy=False)
+
+
+def _read_arrow(path: Path, fields: Sequence[int] = ()) -> pa.Table:
+    """The given columns (by place; all when none) of an Arrow file, memory-mapped.
+
+    The mapping goes once nothing refers to the table, so a caller that
+    copies what it reads maps a few columns at a time.
     """
     options = pa.ipc.IpcReadOptions(included_fields=list(fields) or None)
-    with pa.OSFile(str(path), "rb") as source:
+    with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source, options=options).read_all()
 
 
