@@ -306,7 +306,21 @@ def with_history(table: ibis.Table, at_edges: ibis.Table, *lookups: Lookup) -> i
     aggregates are computed on `at_edges` before the join, so that they
     are plain columns of the result, which later joins may use as keys.
     """
-    aggregates = at_edges.select(
+    aggregates = aggregates_at(at_edges, *lookups)
+    joined = table.mutate(cutoff_day=day_number(table.cutoff)).left_join(
+        aggregates, ["customer_id", "cutoff_day"]
+    )
+    return joined.select(*table.columns, *aggregates.columns[2:])
+
+
+def aggregates_at(at_edges: ibis.Table, *lookups: Lookup) -> ibis.Table:
+    """customer_id, cutoff_day and the lookups' aggregates, from `totals_at_edges`' rows.
+
+    A spine row without a row here has no daily row before any edge: a
+    caller that keeps only rows with some history can start from these
+    rows instead of joining them to its spine.
+    """
+    return at_edges.select(
         "customer_id",
         "cutoff_day",
         **{
@@ -317,10 +331,6 @@ def with_history(table: ibis.Table, at_edges: ibis.Table, *lookups: Lookup) -> i
             for name, agg in lookup.aggregates.items()
         },
     )
-    joined = table.mutate(cutoff_day=day_number(table.cutoff)).left_join(
-        aggregates, ["customer_id", "cutoff_day"]
-    )
-    return joined.select(*table.columns, *aggregates.columns[2:])
 
 
 def _running_at_edges(

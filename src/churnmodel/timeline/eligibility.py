@@ -19,14 +19,15 @@ from churnmodel.pointintime import (
     Agg,
     Lookup,
     Window,
+    aggregates_at,
     banded_rows,
     before,
     cutoffs_table,
     daily_rows,
     day_number,
-    history,
     may_overlap,
     plan,
+    totals_at_edges,
     window_edges,
 )
 
@@ -141,5 +142,11 @@ def _non_contractual(
     pairs = spans.cross_join(grid)
     reaches = may_overlap(pairs["first"], pairs["last"], pairs.cutoff, label.active_window_days)
     candidates = pairs.filter(reaches).select("customer_id", "cutoff")
-    seen = history(candidates, Lookup("", bands, aggregates), method=plan(candidates, len(cutoffs)))
-    return seen.filter(seen.active > 0).select("customer_id", "cutoff", *also)
+    lookup = Lookup("", bands, aggregates)
+    totals = totals_at_edges(candidates, lookup, method=plan(candidates, len(cutoffs)))
+    # Eligible rows have activity before the cutoff, so each has a row of totals: they are
+    # read from those rows, not joined back to the candidates, whose query would run again.
+    found = aggregates_at(totals, lookup)
+    found = found.filter(found.active > 0)
+    days = grid.select("cutoff", cutoff_day=day_number(grid.cutoff))
+    return found.inner_join(days, "cutoff_day").select("customer_id", "cutoff", *also)
