@@ -133,7 +133,8 @@ def test_a_large_result_is_read_after_the_engine_lets_go_of_it(tmp_path, monkeyp
     (waiting,) = list(tmp_path.glob(".churnmodel-duckdb-result.*/*.arrow"))
     assert oct(waiting.parent.stat().st_mode & 0o777) == "0o700"
     con.drop_table("rows")  # what the caller frees before reading
-    pd.testing.assert_frame_equal(read(), rows.sort_by("customer_id").to_pandas())
+    expected = rows.sort_by("customer_id").to_pandas(date_as_object=False)
+    pd.testing.assert_frame_equal(read(), expected)
     assert not waiting.exists()
     collect_later(con.create_table("again", rows, temp=True))()  # same connection, same folder
     assert [p.name for p in tmp_path.glob(".churnmodel-duckdb-result.*")] == [waiting.parent.name]
@@ -169,6 +170,8 @@ def test_a_result_is_sorted_by_every_key_in_turn_across_batches(monkeypatch) -> 
     )
     con = connect()
     frame = collect_later(con.create_table("rows", rows, temp=True), ["customer_id", "cutoff"])()
-    expected = rows.to_pandas().sort_values(["customer_id", "cutoff"], ignore_index=True)
+    expected = rows.to_pandas(date_as_object=False).sort_values(
+        ["customer_id", "cutoff"], ignore_index=True
+    )
     pd.testing.assert_frame_equal(frame, expected)
     assert frame["customer_id"].iloc[0] == "0" and frame["customer_id"].iloc[-1] == "999"  # bytes
