@@ -435,7 +435,8 @@ def _binned_at_edges(
     since = cutoff - cutoff.min()
     order = np.argsort(probe_customer * (int(since.max()) + 1) + since)
     probes, probe_customer, cutoff = probes.take(order), probe_customer[order], cutoff[order]
-    probe_days = np.unique(cutoff[:, None] - np.asarray(edges, dtype=np.int64))
+    # from the distinct cutoffs: every probe's days would be a table of probes x edges
+    probe_days = np.unique(np.unique(cutoff)[:, None] - np.asarray(edges, dtype=np.int64))
     measures = {
         lookup.prefix + agg.column: _numeric(lookup.daily[agg.column])
         for lookup in lookups
