@@ -14,6 +14,7 @@ import ibis
 
 from churnmodel.config import LabelConfig
 from churnmodel.data.validate import ValidatedTables
+from churnmodel.engine import cache
 from churnmodel.errors import DataContractError
 from churnmodel.pointintime import (
     Agg,
@@ -134,6 +135,11 @@ def _non_contractual(
 ) -> ibis.Table:
     aggregates = {"active": Agg("active", "sum", Window(days=label.active_window_days)), **also}
     bands = activity_bands(tables, label, cutoffs, window_edges(aggregates))
+    method = plan(bands, len(cutoffs))
+    if method == "binned":
+        # which runs now, reading the bands twice (for the spans, then as rows): stored
+        # once, and dropped with the last expression that reads them
+        bands = cache(bands)
     # Only customers whose activity span reaches into the window can qualify;
     # pruning the rest keeps the history pass small. The pass decides.
     spans = bands.group_by("customer_id").aggregate(
@@ -143,7 +149,7 @@ def _non_contractual(
     reaches = may_overlap(pairs["first"], pairs["last"], pairs.cutoff, label.active_window_days)
     candidates = pairs.filter(reaches).select("customer_id", "cutoff")
     lookup = Lookup("", bands, aggregates)
-    totals = totals_at_edges(candidates, lookup, method=plan(candidates, len(cutoffs)))
+    totals = totals_at_edges(candidates, lookup, method=method)
     # Eligible rows have activity before the cutoff, so each has a row of totals: they are
     # read from those rows, not joined back to the candidates, whose query would run again.
     found = aggregates_at(totals, lookup)
