@@ -29,7 +29,14 @@ from churnmodel.features.engagement import engagement_family
 from churnmodel.features.feedback import feedback_family
 from churnmodel.features.profile import profile_family
 from churnmodel.features.transactions import transaction_family
-from churnmodel.pointintime import Method, day_number_of, plan, totals_at_edges, with_history
+from churnmodel.pointintime import (
+    Method,
+    Probes,
+    day_number_of,
+    plan,
+    totals_at_edges,
+    with_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +164,13 @@ def feature_table(
     """
     table = spine
     specs: list[FeatureSpec] = []
+    probes = Probes()  # every pass reads the same spine
     for family in families:
         if family.lookup is not None:
             progress(f"{family.name} history pass")
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            at_edges = totals_at_edges(spine, family.lookup, method=method)
+            at_edges = totals_at_edges(spine, family.lookup, method=method, probes=probes)
             if method != "binned":  # the binned plan has stored its result already
                 at_edges = materialize(at_edges)
             table = with_history(table, at_edges, family.lookup)
