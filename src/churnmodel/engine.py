@@ -15,7 +15,6 @@ import sys
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -333,10 +332,8 @@ def write_arrow(expr: ibis.Table, path: Path) -> None:
 
 COLUMNS_AT_ONCE = 8
 """Columns `read_sorted` reads, sorts and converts together: few enough that the
-sorted copy of them is a small part of the frame."""
-READ_THREADS = 2
-"""Groups of columns `read_sorted` converts at once (at 1M customers, 6.7-8.0 s
-against 8.1-8.7 s one at a time, on 2 cores)."""
+sorted copy of them is a small part of the frame. (Two groups at once in
+threads saved about 1 s at 1M customers, but raised the peak towards 6 GiB.)"""
 
 
 def read_sorted(path: Path, keys: Sequence[str]) -> pd.DataFrame:
@@ -357,15 +354,11 @@ def read_sorted(path: Path, keys: Sequence[str]) -> pd.DataFrame:
         sort_keys=[(k, "ascending") for k in keys],
     )
     places = order.to_numpy().astype(np.intp)
-
-    def columns(first: int) -> pd.DataFrame:
+    parts = []
+    for first in range(0, len(names), COLUMNS_AT_ONCE):
         fields = list(range(first, min(first + COLUMNS_AT_ONCE, len(names))))
         # one chunk first: Arrow's take across many chunks is several times slower
-        return _in_order(_read_arrow(path, fields).combine_chunks(), order, places)
-
-    # numpy's gathers and Arrow's copies let go of the GIL: two groups at once
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-        parts = list(pool.map(columns, range(0, len(names), COLUMNS_AT_ONCE)))
+        parts.append(_in_order(_read_arrow(path, fields).combine_chunks(), order, places))
     # side by side without a copy (copy-on-write): the frame is held once
     frame: pd.DataFrame = pd.concat(parts, axis=1)
     return frame
