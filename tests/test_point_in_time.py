@@ -31,6 +31,7 @@ from churnmodel.features.matrix import (
     to_stable_dtypes,
 )
 from churnmodel.timeline import build_spine
+from churnmodel.timeline.eligibility import eligible
 from churnmodel.timeline.labels import add_labels
 from churnmodel.timeline.not_scored import NOT_SCORED_REASONS, OTHER_REASON, not_scored_customers
 from tests.conftest import features_at, spine_of, validated
@@ -387,7 +388,7 @@ def test_non_contractual_customers_are_eligible_or_not_scored_with_the_inactive_
 def test_the_binned_plan_with_missing_values_and_extremes_equals_the_sql_plan(
     con: SQLBackend,
 ) -> None:
-    """NULL measures, awkward decimals, integers spanning 2**62: the SQL plan's values.
+    """NULL measures, awkward decimals, integers spanning 2**63: the SQL plan's values.
 
     The span makes the running extremes rank their values first; a float
     maximum, which the binned plan leaves to SQL, must still come out.
@@ -397,14 +398,18 @@ def test_the_binned_plan_with_missing_values_and_extremes_equals_the_sql_plan(
         "binned_daily",
         pa.table(
             {
-                "customer_id": ["a", "a", "a", "b", "b", "c", "e", "e", "f"],
+                "customer_id": ["a", "a", "a", "b", "b", "c", "c", "e", "e", "f"],
                 "day": [day(dt.date(2025, 2, d)) for d in (1, 20, 27)]
                 + [day(EARLIER)] * 2
-                + [0, day(CUTOFF) - 3, day(CUTOFF) - 2, day(CUTOFF) - 1],
+                + [0, day(CUTOFF) - 5, day(CUTOFF) - 3, day(CUTOFF) - 2, day(CUTOFF) - 1],
                 # large sums round in DECIMAL(38, 9) as DuckDB casts them; 1.5e10
                 # billionths overflow int64 (found by review: both differed as floats)
-                "x": [0.1, 0.2, None, None, 1e-9, 123456.789, 484260785.16, 168141525.49, 1.5e10],
-                "n": [1, 2, 3, 4, 5, -(2**61), 7, -8, 2**61],
+                "x": [
+                    *(0.1, 0.2, None, None, 1e-9, 123456.789, None),
+                    *(484260785.16, 168141525.49, 1.5e10),
+                ],
+                # -(2**63) beside another value: negated, it would be the largest
+                "n": [1, 2, 3, 4, 5, -(2**63), 6, 7, -8, 2**61],
             }
         ),
         temp=True,
@@ -449,7 +454,7 @@ def test_the_binned_plan_with_missing_values_and_extremes_equals_the_sql_plan(
     assert at.loc[("e", str(CUTOFF)), "x_7"] == 652402310.65
     assert at.loc[("f", str(CUTOFF)), "x_all"] == 1.5e10
     assert (at.loc[("e", str(CUTOFF)), "n_max"], at.loc[("e", str(CUTOFF)), "n_min"]) == (7, -8)
-    assert at.loc[("c", str(CUTOFF)), "n_min"] == -(2**61)
+    assert at.loc[("c", str(CUTOFF)), "n_min"] == -(2**63)  # whose negation overflows
     assert at.loc[("f", str(CUTOFF)), "n_max"] == 2**61
     floats = pointintime.Lookup("", daily, {"x_max": pointintime.Agg("x", "max")})
     assert not pointintime._binnable(floats)
@@ -491,19 +496,30 @@ def test_the_binned_plan_drops_its_stored_tables_with_its_expression(con: SQLBac
     label = LabelConfig(
         business="non_contractual", activity="transactions", active_window_days=30, horizon_days=30
     )
-    spine = build_spine(data, [EARLIER, CUTOFF], label)  # one pass, binned for two cutoffs
-    engine = spine._find_backend(use_default=True)  # the test's tables are in-memory ones
+    # the test's tables are in-memory ones: results are stored in the default engine
+    engine = data.tables["transactions"]._find_backend(use_default=True)
 
-    def stored() -> list[str]:
+    def stored() -> set[str]:
         # (Ibis' list_tables calls a method DuckDB 2.0 no longer has)
         names = engine.raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-        return [name for (name,) in names if name.startswith("churnmodel_binned_")]
+        return {name for (name,) in names}
 
-    assert stored()
+    before = stored()
+    spine = build_spine(data, [EARLIER, CUTOFF], label)  # one pass, binned for two cutoffs
+    made = stored() - before
+    assert any(name.startswith("churnmodel_binned_") for name in made)
     assert len(collect(spine)) == 1
     del spine
     gc.collect()
-    assert not stored()
+    assert not stored() - before  # its results and the activity bands it stored
+
+
+def test_no_cutoffs_means_no_eligible_rows(con: SQLBackend) -> None:
+    """Nothing to band by: an empty spine, not a crash (campaigns may give no days)."""
+    data = validated(con, tables([("a", -DAY, 5.0)], [], PEOPLE))
+    label = LabelConfig(business="non_contractual", activity="transactions")
+    found = collect(eligible(data, [], label))
+    assert found.empty and list(found.columns) == ["customer_id", "cutoff"]
 
 
 def test_an_empty_spine_gives_every_plan_the_same_typed_empty_table(con: SQLBackend) -> None:

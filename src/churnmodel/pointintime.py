@@ -218,6 +218,17 @@ def plan(table: ibis.Table, cutoffs: int) -> Method:
     return "running" if is_spark(table) else "binned"
 
 
+def plan_for(method: Method, *lookups: Lookup) -> Method:
+    """The plan `totals_at_edges` runs when asked for `method`.
+
+    The binned plan reads minimums and maximums of integers (days) only;
+    lookups with another one run as running totals in SQL.
+    """
+    if method == "binned" and not all(_binnable(lookup) for lookup in lookups):
+        return "running"
+    return method
+
+
 def history(spine: ibis.Table, *lookups: Lookup, method: Method | None = None) -> ibis.Table:
     """Every spine row (all its columns) with each lookup's aggregates over their windows.
 
@@ -267,9 +278,7 @@ def totals_at_edges(
     """
     for lookup in lookups:
         _check(lookup)
-    method = method or plan(lookups[0].daily, cutoffs=2)  # the plan for several cutoffs
-    if method == "binned" and not all(_binnable(lookup) for lookup in lookups):
-        method = "running"
+    method = plan_for(method or plan(lookups[0].daily, cutoffs=2), *lookups)
     if method == "binned" and is_spark(spine):
         raise ValueError("the binned plan runs on DuckDB; on Spark use 'running' or 'direct'")
     looked_up = sorted(
@@ -428,7 +437,7 @@ def _binned_at_edges(
     two int64 limbs, and handed back as that DECIMAL: the result does not
     depend on the order in which the engine returns rows, and equals the
     SQL plans' to the last digit. Minimums and maximums must be of integers
-    (days); `totals_at_edges` runs other ones in SQL. None when there is no
+    (days); `plan_for` runs other ones in SQL. None when there is no
     probe to read.
     """
     if prepared is None:
@@ -640,7 +649,9 @@ class _Runs:
     0..j: in this order, the rows from the customer's first up to the last
     one with a bin of at most j. A running sum over all rows, less its value
     before the customer's first row, is their total; in int64 even when the
-    running sum wraps, since only the difference is read. The work grows
+    running sum wraps, since only the difference is read (exact while each
+    customer's own total fits in int64, as it did in the dense grid; SQL
+    sums integers in HUGEINT). The work grows
     with rows and probes, not with customers x bins (a dense grid of
     60M cells per measure at 1M customers and 60 probe days).
     """
@@ -713,10 +724,13 @@ class _Runs:
         Each customer's values are lifted above every earlier customer's
         (by their rank times the span of all values), so one running
         maximum over all rows restarts at each customer. Values whose span
-        would overflow that are replaced by their ranks first.
+        would overflow that are replaced by their ranks first. A minimum is
+        the maximum of the values inverted bit by bit (``-x - 1``, which
+        reverses their order and, unlike ``-x``, cannot overflow).
         """
-        sign = -1 if how == "min" else 1
-        lifted = values.astype(np.int64) * sign
+        flip = how == "min"
+        lifted = values.astype(np.int64)
+        lifted = np.invert(lifted) if flip else lifted
         if len(lifted) == 0:
             return lifted
         low = int(lifted.min())
@@ -730,7 +744,7 @@ class _Runs:
         offset = self.segment * span
         running = np.maximum.accumulate(lifted - low + offset) - offset
         extreme = running + low if distinct is None else distinct[running]
-        return np.asarray(extreme * sign)
+        return np.asarray(np.invert(extreme) if flip else extreme)
 
     def _at(self, running: np.ndarray, edge: int) -> np.ndarray:
         """`running` read at each probe's place for `edge` (0 where it has none)."""

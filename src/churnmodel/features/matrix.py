@@ -34,6 +34,7 @@ from churnmodel.pointintime import (
     Probes,
     day_number_of,
     plan,
+    plan_for,
     totals_at_edges,
     with_history,
 )
@@ -170,8 +171,9 @@ def feature_table(
             progress(f"{family.name} history pass")
             # One pass per family: a window row costs every aggregate of its pass,
             # so stacking all families' rows together would cost more, not less.
-            at_edges = totals_at_edges(spine, family.lookup, method=method, probes=probes)
-            if method != "binned":  # the binned plan has stored its result already
+            runs = plan_for(method, family.lookup)
+            at_edges = totals_at_edges(spine, family.lookup, method=runs, probes=probes)
+            if runs != "binned":  # the binned plan has stored its result already
                 at_edges = materialize(at_edges)
             table = with_history(table, at_edges, family.lookup)
         table, features = family.finish(table)
