@@ -378,7 +378,7 @@ def _in_order(part: pa.Table, order: pa.Array, places: np.ndarray) -> pd.DataFra
         for name, dtype in zip(names, part.schema.types, strict=True)
         if pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
     ]
-    columns = {name: part[name].to_numpy()[places] for name in numeric}
+    columns = {name: np.take(part[name].to_numpy(), places) for name in numeric}
     others = part.drop_columns(numeric).take(order)
     del part
     converted = others.to_pandas(split_blocks=True, self_destruct=True, date_as_object=False)
