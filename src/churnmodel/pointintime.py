@@ -165,8 +165,11 @@ def banded_rows(
     maximum.
     """
     probe_days = sorted({day_number_of(c) - e for c in cutoffs for e in edges})
-    read = table.filter(day < probe_days[-1])
-    return read.group_by(customer_id=read.customer_id, band=_bin(day, probe_days)).aggregate(
+    if not probe_days:  # no cutoff (no spine row): no edge reads any row, typed as ever
+        read, band = table.filter(ibis.literal(False)), ibis.literal(0, "int32")
+    else:
+        read, band = table.filter(day < probe_days[-1]), _bin(day, probe_days)
+    return read.group_by(customer_id=read.customer_id, band=band).aggregate(
         day=day.max(), **measures
     )
 

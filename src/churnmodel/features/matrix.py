@@ -83,7 +83,6 @@ def feature_families(
     materialises rows a family reads twice.
     """
     config = resolved_features(tables, config)
-    cutoffs = cutoffs or None  # no spine rows: nothing to band by
     start = day_number_of(tables.data_start.date())
     families = []
     if (transactions := tables.get("transactions")) is not None:

@@ -134,11 +134,7 @@ def _non_contractual(
     also: Mapping[str, Agg],
 ) -> ibis.Table:
     aggregates = {"active": Agg("active", "sum", Window(days=label.active_window_days)), **also}
-    if cutoffs:
-        bands = activity_bands(tables, label, cutoffs, window_edges(aggregates))
-    else:  # no probe day to band by (and no row to find): the daily rows, typed alike
-        daily = activity_days(tables, label)
-        bands = daily.mutate(first=daily.day)
+    bands = activity_bands(tables, label, cutoffs, window_edges(aggregates))
     method = plan(bands, len(cutoffs))
     if method == "binned":
         # which runs now, reading the bands twice (for the spans, then as rows): stored
